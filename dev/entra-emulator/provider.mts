@@ -1,0 +1,259 @@
+import { randomBytes, type JsonWebKey } from 'node:crypto';
+import Provider, {
+  errors,
+  interactionPolicy,
+  type Account,
+  type Client,
+  type HookContext,
+  type Interaction,
+} from 'oidc-provider';
+import type { MemoryStore } from './memory-store.mts';
+import { errorPage, respondWithPage } from './pages.mts';
+import type { UserDirectory } from './users.mts';
+
+/** Token lifetimes in seconds. The emulator reads them for every token it issues. */
+export interface Lifetimes {
+  accessTokenSeconds: number;
+  idTokenSeconds: number;
+  refreshTokenSeconds: number;
+}
+
+export interface ClientRegistration {
+  clientId: string;
+  clientSecret: string;
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+}
+
+export interface ApiRegistration {
+  clientId: string;
+  /** The prefix of the API's scopes, e.g. `api://<clientId>`. */
+  appIdUri: string;
+  /** Short scope names, e.g. `ToDoList.Read`. */
+  scopes: string[];
+}
+
+/** Entra's URL shapes under the tenant, plus the emulator's sign-in page. */
+export function entraPaths(tenantId: string) {
+  return {
+    discovery: `/${tenantId}/v2.0/.well-known/openid-configuration`,
+    authorize: `/${tenantId}/oauth2/v2.0/authorize`,
+    token: `/${tenantId}/oauth2/v2.0/token`,
+    logout: `/${tenantId}/oauth2/v2.0/logout`,
+    jwks: `/${tenantId}/discovery/v2.0/keys`,
+    signIn: `/${tenantId}/login`,
+  };
+}
+
+export interface ProviderSettings {
+  issuer: string;
+  tenantId: string;
+  clients: readonly ClientRegistration[];
+  api: ApiRegistration;
+  users: UserDirectory;
+  lifetimes: Readonly<Lifetimes>;
+  store: MemoryStore;
+  signingKey: JsonWebKey;
+}
+
+const oidcScopes = ['openid', 'profile', 'offline_access'];
+
+/** An oidc-provider instance configured to answer as Entra External ID does. */
+export function createEntraProvider(settings: ProviderSettings): Provider {
+  const { tenantId, api, users, lifetimes, store } = settings;
+  const paths = entraPaths(tenantId);
+  const apiScopes = new Set(api.scopes.map((scope) => `${api.appIdUri}/${scope}`));
+
+  const account = (sub: string): Account | undefined => {
+    const user = users.bySub(sub);
+    return (
+      user && {
+        accountId: sub,
+        claims: () => ({
+          sub,
+          oid: user.oid,
+          tid: tenantId,
+          ver: '2.0',
+          name: user.name,
+          preferred_username: user.preferred_username,
+          login_hint: user.login_hint,
+        }),
+      }
+    );
+  };
+
+  /**
+   * Runs after oidc-provider's own checks of every authorization request. Entra refuses scopes it
+   * does not know, and honours offline_access without prompt=consent, where oidc-provider (as
+   * OpenID Connect Core section 11 says) has just dropped it.
+   */
+  const applyEntraScopeRules = (ctx: HookContext, _scope: unknown, client: Client) => {
+    const requested = new URLSearchParams(ctx.querystring).get('scope')?.split(' ') ?? [];
+    const unknown = requested.filter(
+      (scope) => scope !== '' && !oidcScopes.includes(scope) && !apiScopes.has(scope),
+    );
+    if (unknown.length > 0) {
+      throw new errors.InvalidScope(
+        `AADSTS70011: The provided value for the input parameter 'scope' is not valid: ${unknown.join(' ')}`,
+        unknown.join(' '),
+      );
+    }
+    const granted = ctx.oidc.requestParamScopes;
+    if (
+      requested.includes('offline_access') &&
+      !granted.has('offline_access') &&
+      client.grantTypeAllowed('refresh_token')
+    ) {
+      ctx.oidc.params.scope = [...granted, 'offline_access'].join(' ');
+    }
+  };
+
+  // Entra External ID asks no consent for the tenant's own API: whatever is asked for is granted,
+  // and the grant keeps the API scopes so that a later refresh can be checked against them.
+  const loadExistingGrant = async (ctx: HookContext) => {
+    const { oidc } = ctx;
+    const accountId = oidc.session.accountId;
+    const clientId = oidc.client?.clientId;
+    if (accountId === undefined || clientId === undefined) return undefined;
+    const grantId = oidc.result?.consent?.grantId ?? oidc.session.grantIdFor(clientId);
+    const existing = grantId === undefined ? undefined : await oidc.provider.Grant.find(grantId);
+    const grant =
+      existing?.accountId === accountId
+        ? existing
+        : new oidc.provider.Grant({ accountId, clientId });
+    grant.addOIDCScope([...oidc.requestParamOIDCScopes].join(' '));
+    for (const [resource, server] of Object.entries(oidc.resourceServers)) {
+      const scopes = [...oidc.requestParamScopes].filter((scope) => server.scopes.has(scope));
+      grant.addResourceScope(resource, scopes.join(' '));
+    }
+    await grant.save();
+    return grant;
+  };
+
+  const policy = interactionPolicy.base();
+  // Entra shows its account picker for prompt=select_account; oidc-provider knows no such prompt.
+  policy.add(new interactionPolicy.Prompt({ name: 'select_account', requestable: true }), 0);
+  policy.get('login')?.checks.push(
+    new interactionPolicy.Check(
+      'login_hint_other_user',
+      'login_hint names a user other than the signed-in one',
+      (ctx) => {
+        const hinted = users.byHint(ctx.oidc.params.login_hint);
+        const signedIn = ctx.oidc.session.accountId;
+        return (
+          hinted !== undefined &&
+          signedIn !== undefined &&
+          hinted.sub !== signedIn &&
+          ctx.oidc.result?.login === undefined
+        );
+      },
+    ),
+  );
+
+  return new Provider(settings.issuer, {
+    adapter: (model) => store.adapterFor(model),
+    clients: settings.clients.map((client) => ({
+      client_id: client.clientId,
+      client_secret: client.clientSecret,
+      redirect_uris: client.redirectUris,
+      post_logout_redirect_uris: client.postLogoutRedirectUris,
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      // Either way of sending the secret is accepted, as by Entra.
+      token_endpoint_auth_method: 'client_secret_post',
+    })),
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
+    claims: {
+      openid: ['sub', 'tid', 'ver'],
+      profile: ['oid', 'name', 'preferred_username', 'login_hint'],
+    },
+    // Entra puts the profile claims in the ID token of the code flow too.
+    conformIdTokenClaims: false,
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    extraParams: { scope: applyEntraScopeRules },
+    features: {
+      devInteractions: { enabled: false },
+      // Neither is offered by Entra to confidential web apps, nor used by MSAL Node.
+      dPoP: { enabled: false },
+      pushedAuthorizationRequests: { enabled: false },
+      // Entra's userinfo endpoint belongs to Microsoft Graph.
+      userinfo: { enabled: false },
+      // Kept for end_session_endpoint in discovery; the emulator answers the logout URL itself.
+      rpInitiatedLogout: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        // Entra names the API by the scopes' prefix, not by a resource parameter.
+        defaultResource: (ctx) =>
+          [...ctx.oidc.requestParamScopes].some((scope) => apiScopes.has(scope))
+            ? api.appIdUri
+            : undefined,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx, resourceIndicator) => {
+          if (resourceIndicator !== api.appIdUri) throw new errors.InvalidTarget();
+          return {
+            scope: [...apiScopes].join(' '),
+            audience: api.clientId,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        },
+      },
+    },
+    findAccount: (_ctx, sub) => account(sub),
+    formats: {
+      customizers: {
+        // Reshapes oidc-provider's JWT access token into Entra's v2.0 one.
+        jwt: (_ctx, token, jwt) => {
+          const user = users.bySub(token.accountId);
+          const { scope, client_id: azp, ...claims } = jwt.payload;
+          const scp = typeof scope === 'string' ? scope.split(' ') : [];
+          jwt.header = { typ: 'JWT' };
+          jwt.payload = {
+            ...claims,
+            nbf: claims.iat,
+            azp,
+            scp: scp
+              .filter((name) => apiScopes.has(name))
+              .map((name) => name.slice(api.appIdUri.length + 1))
+              .join(' '),
+            ...(user && {
+              oid: user.oid,
+              tid: tenantId,
+              name: user.name,
+              preferred_username: user.preferred_username,
+            }),
+            ver: '2.0',
+          };
+        },
+      },
+    },
+    interactions: {
+      policy,
+      url: (_ctx, interaction: Interaction) => `${paths.signIn}/${interaction.uid}`,
+    },
+    jwks: { keys: [settings.signingKey] },
+    loadExistingGrant,
+    pkce: { required: () => true },
+    renderError: (ctx, out) => {
+      respondWithPage(ctx, errorPage(out.error ?? 'error', out.error_description), ctx.status);
+    },
+    responseTypes: ['code'],
+    rotateRefreshToken: true,
+    routes: {
+      authorization: paths.authorize,
+      token: paths.token,
+      end_session: paths.logout,
+      jwks: paths.jwks,
+    },
+    scopes: oidcScopes,
+    ttl: {
+      AccessToken: () => lifetimes.accessTokenSeconds,
+      IdToken: () => lifetimes.idTokenSeconds,
+      RefreshToken: () => lifetimes.refreshTokenSeconds,
+      Grant: () => lifetimes.refreshTokenSeconds,
+      AuthorizationCode: () => 10 * 60,
+      Interaction: () => 60 * 60,
+      Session: () => 24 * 60 * 60,
+    },
+  });
+}

@@ -1,0 +1,70 @@
+import { createHash } from 'node:crypto';
+
+/** A test user as configured: Entra's object id and the profile claims. */
+export interface TestUser {
+  oid: string;
+  name: string;
+  preferred_username: string;
+}
+
+/** A test user with the identifiers the emulator derives for it. */
+export interface EmulatorUser extends TestUser {
+  /** The `sub` claim: opaque and different from `oid`, as in Entra. */
+  sub: string;
+  /** The `login_hint` claim: an opaque value that names the user in login_hint and logout_hint. */
+  login_hint: string;
+}
+
+export const defaultTestUsers: readonly TestUser[] = [
+  {
+    oid: '5c6f3a0e-2b1d-4e8a-9f47-1a2b3c4d5e01',
+    name: 'Alice Example',
+    preferred_username: 'alice@contoso.example',
+  },
+  {
+    oid: '5c6f3a0e-2b1d-4e8a-9f47-1a2b3c4d5e02',
+    name: 'Bob Example',
+    preferred_username: 'bob@contoso.example',
+  },
+];
+
+export class UserDirectory {
+  readonly users: readonly EmulatorUser[];
+
+  constructor(users: readonly TestUser[], tenantId: string) {
+    if (users.length === 0) throw new TypeError('at least one test user is needed');
+    for (const key of ['oid', 'preferred_username'] as const) {
+      if (new Set(users.map((user) => user[key].toLowerCase())).size !== users.length) {
+        throw new TypeError(`test users must have distinct ${key} values`);
+      }
+    }
+    this.users = users.map((user) => ({
+      ...user,
+      // Entra's sub is a pairwise hash; a hash of tenant and oid keeps it stable across restarts.
+      sub: createHash('sha256').update(`${tenantId}/${user.oid}`).digest('base64url'),
+      login_hint: Buffer.from(JSON.stringify({ oid: user.oid, tid: tenantId })).toString(
+        'base64url',
+      ),
+    }));
+  }
+
+  bySub(sub: string | undefined): EmulatorUser | undefined {
+    return this.users.find((user) => user.sub === sub);
+  }
+
+  byOid(oid: string | undefined): EmulatorUser | undefined {
+    return this.users.find((user) => user.oid.toLowerCase() === oid?.toLowerCase());
+  }
+
+  /** Resolves a login_hint or logout_hint: a username, an oid or a `login_hint` claim value. */
+  byHint(hint: unknown): EmulatorUser | undefined {
+    if (typeof hint !== 'string' || hint === '') return undefined;
+    const folded = hint.toLowerCase();
+    return this.users.find(
+      (user) =>
+        user.preferred_username.toLowerCase() === folded ||
+        user.oid.toLowerCase() === folded ||
+        user.login_hint === hint,
+    );
+  }
+}

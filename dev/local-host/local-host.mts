@@ -1,0 +1,286 @@
+// The host half of the local host: an HTTP server that does what the Functions host does between a
+// request and the worker (routing, the RpcHttp request, the HTTP response with its cookies), for the
+// functions a FunctionApp registered.
+
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  loadFunctionApp,
+  logLine,
+  type FunctionApp,
+  type FunctionRegistration,
+  type HttpFunction,
+  type InvocationResponse,
+  type NullableString,
+  type RpcHttp,
+  type RpcHttpCookie,
+  type TypedData,
+} from './function-app.mts';
+import { parseRouteTemplate, type RouteTemplate } from './route-template.mts';
+
+export interface LocalHostOptions {
+  /** Default 7071, as `func start`; 0 picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+}
+
+export interface LocalHost {
+  origin: string;
+  /** Stops listening, drops open connections (keep-alive included) and runs appTerminate hooks. */
+  close(): Promise<void>;
+}
+
+/** The route template the host serves a function on: route prefix and route joined. */
+export function fullRoute(routePrefix: string, route: string): string {
+  return [routePrefix, route].filter((part) => part !== '').join('/');
+}
+
+export async function startLocalHost(
+  options: LocalHostOptions & { appRoot: string },
+): Promise<LocalHost> {
+  return createLocalHost(await loadFunctionApp(options.appRoot), options);
+}
+
+export async function createLocalHost(
+  app: FunctionApp,
+  options: LocalHostOptions = {},
+): Promise<LocalHost> {
+  // The host tries routes in function-name order and takes the first whose template and method match,
+  // without ASP.NET Core's literal-before-parameter precedence (azure-functions-host#9876,
+  // azure-functions-nodejs-library#300). app.httpFunctions is already in that order.
+  const routes: { fn: HttpFunction; template: RouteTemplate }[] = app.httpFunctions.map((fn) => ({
+    fn,
+    template: parseRouteTemplate(fullRoute(app.routePrefix, fn.route)),
+  }));
+
+  async function run(
+    fn: FunctionRegistration,
+    input: TypedData,
+  ): Promise<InvocationResponse | undefined> {
+    const invocationId = randomUUID();
+    const started = performance.now();
+    const elapsed = () =>
+      `Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms`;
+    logLine(
+      'information',
+      `Executing 'Functions.${fn.name}' (Reason='This function was programmatically called via the host APIs.', Id=${invocationId})`,
+    );
+    try {
+      const response = await app.invoke(fn, input, {
+        invocationId,
+        log: (level, _category, message) => logLine(level, `[${fn.name}] ${message}`),
+      });
+      logLine('information', `Executed 'Functions.${fn.name}' (Succeeded, ${elapsed()})`);
+      return response;
+    } catch (err) {
+      logLine('error', `Executed 'Functions.${fn.name}' (Failed, ${elapsed()})\n${describe(err)}`);
+      return undefined;
+    }
+  }
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
+
+    // Core Tools' way to run a non-HTTP function by hand: 202 at once, the function runs after.
+    const admin = /^\/admin\/functions\/([^/]+)$/i.exec(url.pathname);
+    if (admin && method === 'POST') {
+      const name = decodeURIComponent(admin[1] ?? '').toLowerCase();
+      const fn = app.otherFunctions.find((f) => f.name.toLowerCase() === name);
+      if (!fn) return send(res, 404);
+      const body = (await readBody(req)).toString('utf8');
+      let input: unknown;
+      try {
+        input = body.trim() === '' ? undefined : (JSON.parse(body) as { input?: unknown }).input;
+      } catch {
+        return send(res, 400);
+      }
+      send(res, 202);
+      void run(fn, adminTriggerInput(fn, input));
+      return;
+    }
+
+    const matched = routes
+      .map(({ fn, template }) => ({ fn, params: template.match(url.pathname) }))
+      .find(({ fn, params }) => params && (!fn.methods || fn.methods.includes(method)));
+    // A route that exists but not for this method also gets 404 with an empty body: the method is one
+    // of the route's constraints in the host, not a separate check (azure-functions-host#10098).
+    if (!matched?.params) return send(res, 404);
+
+    const body = await readBody(req);
+    const request: RpcHttp = {
+      method,
+      url: url.href,
+      nullableHeaders: headersOf(req),
+      nullableQuery: queryOf(url),
+      nullableParams: nullable(Object.entries(matched.params)),
+      // The worker asks for raw body bytes (RawHttpBodyBytes); the host sends none for an empty body.
+      ...(body.length > 0 ? { body: { bytes: body } } : {}),
+    };
+    const response = await run(matched.fn, { http: request });
+    // A function that throws gets a 500 with an empty body, as from the host.
+    if (!response) return send(res, 500);
+    writeResponse(res, httpOutput(matched.fn, response));
+  }
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      logLine('error', `The local host failed to serve ${req.method} ${req.url}\n${describe(err)}`);
+      if (res.headersSent) res.end();
+      else send(res, 500);
+    });
+  });
+  // Node ends the process on an unhandled rejection; the host keeps serving other requests.
+  const onRejection = (reason: unknown) =>
+    logLine('error', `Unhandled promise rejection\n${describe(reason)}`);
+  process.on('unhandledRejection', onRejection);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 7071, options.host ?? '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    process.off('unhandledRejection', onRejection);
+    throw err;
+  }
+  const address = server.address() as AddressInfo;
+  const hostname = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    origin: `http://${hostname}:${address.port}`,
+    async close() {
+      process.off('unhandledRejection', onRejection);
+      const closed = new Promise<void>((resolve, reject) =>
+        server.close((err) => (err ? reject(err) : resolve())),
+      );
+      server.closeAllConnections();
+      await closed;
+      await app.terminate();
+    },
+  };
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? (err.stack ?? err.message) : String(err);
+}
+
+async function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function nullable(entries: [string, string][]): Record<string, NullableString> {
+  return Object.fromEntries(entries.map(([key, value]) => [key, { value }]));
+}
+
+// ASP.NET Core keeps repeated headers and query keys as StringValues, and the host sends
+// StringValues.ToString(): the values joined with ",".
+function headersOf(req: http.IncomingMessage): Record<string, NullableString> {
+  return nullable(
+    Object.entries(req.headersDistinct).map(([name, values]) => [name, (values ?? []).join(',')]),
+  );
+}
+
+function queryOf(url: URL): Record<string, NullableString> {
+  const keys = new Set(url.searchParams.keys());
+  return nullable([...keys].map((key) => [key, url.searchParams.getAll(key).join(',')]));
+}
+
+function adminTriggerInput(fn: FunctionRegistration, input: unknown): TypedData {
+  if (fn.triggerType.toLowerCase() === 'timertrigger') {
+    // The host's TimerInfo for a run that is not from the schedule; the library camel-cases it.
+    return {
+      json: JSON.stringify({
+        Schedule: { AdjustForDST: true },
+        ScheduleStatus: null,
+        IsPastDue: false,
+      }),
+    };
+  }
+  return { string: typeof input === 'string' ? input : JSON.stringify(input ?? '') };
+}
+
+function httpOutput(fn: FunctionRegistration, response: InvocationResponse): RpcHttp | undefined {
+  const name = Object.entries(fn.bindings).find(
+    ([, b]) => b.direction === 'out' && b.type.toLowerCase() === 'http',
+  )?.[0];
+  const data =
+    name === '$return'
+      ? response.returnValue
+      : response.outputData?.find((o) => o.name === name)?.data;
+  return data?.http ?? undefined;
+}
+
+// Headers stay unsent until end(body), so Node adds Content-Length as Kestrel does for a whole body.
+function send(
+  res: http.ServerResponse,
+  status: number,
+  headers: http.OutgoingHttpHeaders = {},
+  body: string | Uint8Array = '',
+): void {
+  res.statusCode = status;
+  for (const [name, value] of Object.entries(headers))
+    if (value !== undefined) res.setHeader(name, value);
+  res.end(body);
+}
+
+function writeResponse(res: http.ServerResponse, output: RpcHttp | undefined): void {
+  // No HTTP output at all: the host's FunctionInvocationMiddleware falls back to an empty 200.
+  if (!output) return send(res, 200);
+  const headers: http.OutgoingHttpHeaders = {};
+  const setCookies: string[] = [];
+  for (const [name, value] of Object.entries(output.headers ?? {})) {
+    if (name.toLowerCase() === 'set-cookie') setCookies.push(value);
+    else headers[name] = value;
+  }
+  setCookies.push(...(output.cookies ?? []).map(serializeCookie));
+  if (setCookies.length > 0) headers['set-cookie'] = setCookies;
+  send(
+    res,
+    Number(output.statusCode ?? 200),
+    headers,
+    output.body?.bytes ?? output.body?.string ?? '',
+  );
+}
+
+/**
+ * A `cookies` entry as the host writes it: Response.Cookies.Append in ASP.NET Core, so the value is
+ * Uri.EscapeDataString-encoded, attributes are lower-case and in SetCookieHeaderValue's order, Path
+ * defaults to "/" (CookieOptions' default) and SameSite is left out unless set
+ * (azure-functions-host RawScriptResultTests.AddsHttpCookies: "secondCookie=cookieValue2; max-age=20;
+ * path=/; httponly").
+ */
+export function serializeCookie(cookie: RpcHttpCookie): string {
+  const parts = [`${cookie.name}=${escapeDataString(cookie.value)}`];
+  const expires = cookie.expires?.value;
+  if (expires) {
+    const ms = (expires.seconds ?? 0) * 1000 + (expires.nanos ?? 0) / 1e6;
+    parts.push(`expires=${new Date(ms).toUTCString()}`);
+  }
+  const maxAge = cookie.maxAge?.value;
+  if (typeof maxAge === 'number') parts.push(`max-age=${Math.trunc(maxAge)}`);
+  const domain = cookie.domain?.value;
+  if (typeof domain === 'string') parts.push(`domain=${domain}`);
+  parts.push(`path=${cookie.path?.value ?? '/'}`);
+  if (cookie.secure?.value) parts.push('secure');
+  const sameSite = { lax: 'lax', strict: 'strict', explicitNone: 'none', none: undefined }[
+    cookie.sameSite ?? 'none'
+  ];
+  if (sameSite) parts.push(`samesite=${sameSite}`);
+  if (cookie.httpOnly?.value) parts.push('httponly');
+  return parts.join('; ');
+}
+
+// .NET's Uri.EscapeDataString leaves only RFC 3986 unreserved characters; encodeURIComponent also
+// leaves !'()*.
+function escapeDataString(value: string): string {
+  return encodeURIComponent(value).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+}

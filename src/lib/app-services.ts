@@ -1,0 +1,44 @@
+import { AuthorityMetadataCache } from './authority-metadata';
+import { getConfig, type AppConfig } from './config';
+import { KeyRing } from './key-ring';
+import { createTableClient, TokenTable } from './table-storage';
+import { TokenCacheStore } from './token-cache-store';
+import { TokenService, type Logger } from './token-service';
+
+/** The process-wide objects the functions share, built once from the validated config. */
+export interface AppServices {
+  readonly config: AppConfig;
+  readonly tokenTable: TokenTable;
+  readonly authorityMetadata: AuthorityMetadataCache;
+  readonly tokenService: TokenService;
+}
+
+// Outside an invocation the Functions worker forwards console output to the host's logs.
+// eslint-disable-next-line no-console
+const consoleLogger: Logger = { warn: (message) => console.warn(message) };
+
+export function createAppServices(config: AppConfig, logger: Logger = consoleLogger): AppServices {
+  const tokenTable = new TokenTable(
+    createTableClient(config.tokenCache.connection, config.tokenCache.tableName),
+  );
+  const authorityMetadata = new AuthorityMetadataCache(config.authority);
+  const tokenService = new TokenService({
+    clientId: config.clientId,
+    clientSecret: config.clientSecret,
+    metadata: authorityMetadata,
+    store: new TokenCacheStore(tokenTable, new KeyRing(config.tokenCache.keys)),
+    logger,
+  });
+  return { config, tokenTable, authorityMetadata, tokenService };
+}
+
+let services: AppServices | undefined;
+
+/**
+ * Called at module load by every function file, so that bad settings stop the app at start-up
+ * with the config error rather than at the first request.
+ */
+export function getAppServices(): AppServices {
+  services ??= createAppServices(getConfig());
+  return services;
+}

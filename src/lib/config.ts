@@ -1,0 +1,293 @@
+/**
+ * The app's settings, read from the environment once and validated as a whole, so a bad deployment
+ * fails at start-up with one message that names every missing or malformed setting.
+ *
+ * This is the only module in `src/` that reads `process.env`.
+ */
+
+/** Every setting the app reads. The infra tests check the Bicep templates against this list. */
+export const SETTING_NAMES = [
+  'TENANT_SUBDOMAIN',
+  'AUTHORITY',
+  'CLIENT_ID',
+  'CLIENT_SECRET',
+  'REDIRECT_URI',
+  'POST_LOGOUT_REDIRECT_URI',
+  'TODOLIST_ENDPOINT',
+  'TODOLIST_READ',
+  'TODOLIST_READWRITE',
+  'TODOLIST_TIMEOUT_MS',
+  'TOKEN_CACHE_STORAGE',
+  'TOKEN_CACHE_STORAGE__tableServiceUri',
+  'TOKEN_CACHE_STORAGE__clientId',
+  'TOKEN_CACHE_TABLE',
+  'TOKEN_CACHE_KEYS',
+  'TOKEN_CACHE_RETENTION_DAYS',
+  'SESSION_KEYS',
+  'SESSION_IDLE_MINUTES',
+  'SESSION_ABSOLUTE_HOURS',
+] as const;
+
+export type SettingName = (typeof SETTING_NAMES)[number];
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+/** Where the token table lives: a connection string, or a service URI reached with a managed identity. */
+export type TableStorageConnection =
+  | { readonly kind: 'connectionString'; readonly connectionString: string }
+  | { readonly kind: 'identity'; readonly tableServiceUri: string; readonly clientId?: string };
+
+export interface AppConfig {
+  /** The authority MSAL talks to, always ending in `/`. */
+  readonly authority: string;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  readonly redirectUri: string;
+  readonly postLogoutRedirectUri: string;
+  /** The origin the page is served from, taken from `REDIRECT_URI`: the only origin allowed to call the API routes. */
+  readonly appOrigin: string;
+  readonly todoList: {
+    readonly endpoint: string;
+    readonly readScope: string;
+    readonly readWriteScope: string;
+    readonly timeoutMs: number;
+  };
+  readonly tokenCache: {
+    readonly connection: TableStorageConnection;
+    readonly tableName: string;
+    /** The first key encrypts; every key decrypts, so keys rotate without signing anyone out. */
+    readonly keys: readonly Buffer[];
+    readonly retentionDays: number;
+  };
+  readonly session: {
+    readonly keys: readonly Buffer[];
+    readonly idleMinutes: number;
+    readonly absoluteHours: number;
+  };
+}
+
+export const DEFAULT_TOKEN_CACHE_TABLE = 'tokencache';
+
+/** Thrown when settings are missing or malformed; `problems` has one line per bad setting. */
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(`Invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+const KEY_BYTES = 32;
+// Entra refresh tokens live 90 days: a session or cache row kept longer could never be used again.
+const REFRESH_TOKEN_LIFETIME_DAYS = 90;
+
+/**
+ * Collects problems instead of throwing at the first one, so one start-up reports them all.
+ */
+class SettingsReader {
+  readonly problems: string[] = [];
+  private readonly env: Environment;
+
+  constructor(env: Environment) {
+    this.env = env;
+  }
+
+  optional(name: SettingName): string | undefined {
+    const value = this.env[name]?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  }
+
+  required(name: SettingName): string {
+    const value = this.optional(name);
+    if (value === undefined) {
+      this.problems.push(`${name} is missing`);
+      return '';
+    }
+    return value;
+  }
+
+  problem(name: SettingName, message: string): void {
+    this.problems.push(`${name} ${message}`);
+  }
+
+  /**
+   * An absolute URL. `https` is required except on loopback hosts, where the local development
+   * stack serves plain `http`.
+   */
+  url(name: SettingName, value: string | undefined): string {
+    if (value === undefined || value === '') return '';
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      this.problem(name, `must be an absolute URL, got "${value}"`);
+      return '';
+    }
+    const secure = url.protocol === 'https:';
+    const loopbackHttp = url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname);
+    let problem: string | undefined;
+    if (!secure && !loopbackHttp) {
+      problem = 'must use https (http is allowed only for localhost)';
+    } else if (url.username !== '' || url.password !== '') {
+      problem = 'must not contain credentials';
+    } else if (url.hash !== '' || url.search !== '') {
+      problem = 'must not contain a query or fragment';
+    }
+    if (problem === undefined) return url.href;
+    this.problem(name, problem);
+    return '';
+  }
+
+  integer(name: SettingName, fallback: number, min: number, max: number): number {
+    const value = this.optional(name);
+    if (value === undefined) return fallback;
+    const parsed = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+    if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
+      this.problem(name, `must be a whole number from ${min} to ${max}, got "${value}"`);
+      return fallback;
+    }
+    return parsed;
+  }
+
+  scope(name: SettingName): string {
+    const value = this.required(name);
+    if (value !== '' && /\s/.test(value)) {
+      this.problem(name, 'must be one scope string without spaces');
+    }
+    return value;
+  }
+
+  /** Comma-separated base64 keys of exactly 32 bytes each; the values never appear in messages. */
+  keys(name: SettingName): Buffer[] {
+    const value = this.required(name);
+    if (value === '') return [];
+    const parts = value.split(',').map((part) => part.trim());
+    const keys: Buffer[] = [];
+    parts.forEach((part, index) => {
+      const key = Buffer.from(part, 'base64');
+      if (key.length !== KEY_BYTES || key.toString('base64') !== part) {
+        this.problem(name, `key ${index + 1} must be ${KEY_BYTES} bytes in standard base64`);
+      } else {
+        keys.push(key);
+      }
+    });
+    return keys;
+  }
+}
+
+function readAuthority(settings: SettingsReader): string {
+  const authority = settings.optional('AUTHORITY');
+  const subdomain = settings.optional('TENANT_SUBDOMAIN');
+  if (authority !== undefined) {
+    const url = settings.url('AUTHORITY', authority);
+    if (url.startsWith('http:')) {
+      settings.problem('AUTHORITY', 'must use https (MSAL refuses any other scheme)');
+    }
+    return url.endsWith('/') ? url : `${url}/`;
+  }
+  if (subdomain === undefined) {
+    settings.problems.push('TENANT_SUBDOMAIN or AUTHORITY is missing');
+    return '';
+  }
+  if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i.test(subdomain)) {
+    settings.problem(
+      'TENANT_SUBDOMAIN',
+      `must be a DNS label such as "contoso", got "${subdomain}"`,
+    );
+    return '';
+  }
+  return `https://${subdomain.toLowerCase()}.ciamlogin.com/`;
+}
+
+function readTableConnection(settings: SettingsReader): TableStorageConnection {
+  const connectionString = settings.optional('TOKEN_CACHE_STORAGE');
+  const tableServiceUri = settings.optional('TOKEN_CACHE_STORAGE__tableServiceUri');
+  if (connectionString !== undefined) {
+    return { kind: 'connectionString', connectionString };
+  }
+  if (tableServiceUri === undefined) {
+    settings.problems.push(
+      'TOKEN_CACHE_STORAGE or TOKEN_CACHE_STORAGE__tableServiceUri is missing',
+    );
+    return { kind: 'connectionString', connectionString: '' };
+  }
+  const clientId = settings.optional('TOKEN_CACHE_STORAGE__clientId');
+  return {
+    kind: 'identity',
+    tableServiceUri: settings.url('TOKEN_CACHE_STORAGE__tableServiceUri', tableServiceUri),
+    ...(clientId === undefined ? {} : { clientId }),
+  };
+}
+
+function readTableName(settings: SettingsReader): string {
+  const tableName = settings.optional('TOKEN_CACHE_TABLE') ?? DEFAULT_TOKEN_CACHE_TABLE;
+  if (!/^[A-Za-z][A-Za-z0-9]{2,62}$/.test(tableName)) {
+    settings.problem(
+      'TOKEN_CACHE_TABLE',
+      `must be 3 to 63 letters or digits starting with a letter, got "${tableName}"`,
+    );
+  }
+  return tableName;
+}
+
+/** Validates every setting and returns the config, or throws one `ConfigError` listing all problems. */
+export function loadConfig(env: Environment): AppConfig {
+  const settings = new SettingsReader(env);
+  const authority = readAuthority(settings);
+  const clientId = settings.required('CLIENT_ID');
+  const clientSecret = settings.required('CLIENT_SECRET');
+  const redirectUri = settings.url('REDIRECT_URI', settings.required('REDIRECT_URI'));
+  const postLogoutRedirectUri = settings.url(
+    'POST_LOGOUT_REDIRECT_URI',
+    settings.required('POST_LOGOUT_REDIRECT_URI'),
+  );
+  const endpoint = settings.url('TODOLIST_ENDPOINT', settings.required('TODOLIST_ENDPOINT'));
+  const readScope = settings.scope('TODOLIST_READ');
+  const readWriteScope = settings.scope('TODOLIST_READWRITE');
+  const timeoutMs = settings.integer('TODOLIST_TIMEOUT_MS', 10_000, 100, 120_000);
+  const connection = readTableConnection(settings);
+  const tableName = readTableName(settings);
+  const tokenCacheKeys = settings.keys('TOKEN_CACHE_KEYS');
+  const retentionDays = settings.integer(
+    'TOKEN_CACHE_RETENTION_DAYS',
+    REFRESH_TOKEN_LIFETIME_DAYS,
+    1,
+    3650,
+  );
+  const sessionKeys = settings.keys('SESSION_KEYS');
+  const idleMinutes = settings.integer('SESSION_IDLE_MINUTES', 120, 1, 60 * 24 * 30);
+  const absoluteHours = settings.integer(
+    'SESSION_ABSOLUTE_HOURS',
+    24,
+    1,
+    REFRESH_TOKEN_LIFETIME_DAYS * 24,
+  );
+  if (idleMinutes > absoluteHours * 60) {
+    settings.problem('SESSION_IDLE_MINUTES', 'must not be longer than SESSION_ABSOLUTE_HOURS');
+  }
+
+  if (settings.problems.length > 0) {
+    throw new ConfigError(settings.problems);
+  }
+  return {
+    authority,
+    clientId,
+    clientSecret,
+    redirectUri,
+    postLogoutRedirectUri,
+    appOrigin: new URL(redirectUri).origin,
+    todoList: { endpoint: endpoint.replace(/\/+$/, ''), readScope, readWriteScope, timeoutMs },
+    tokenCache: { connection, tableName, keys: tokenCacheKeys, retentionDays },
+    session: { keys: sessionKeys, idleMinutes, absoluteHours },
+  };
+}
+
+let current: AppConfig | undefined;
+
+/** The process's config, read from `process.env` on first use and kept for the process's life. */
+export function getConfig(): AppConfig {
+  current ??= loadConfig(process.env);
+  return current;
+}

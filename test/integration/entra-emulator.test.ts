@@ -1,0 +1,568 @@
+import {
+  ConfidentialClientApplication,
+  CryptoProvider,
+  InteractionRequiredAuthError,
+  ServerError,
+  type AccountInfo,
+} from '@azure/msal-node';
+import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { request } from 'node:https';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  startEntraEmulator,
+  type EmulatorUser,
+  type EntraEmulator,
+} from '../../dev/entra-emulator/emulator.mts';
+import { createMsalNetworkClient } from '../../dev/entra-emulator/msal-network-client.mts';
+
+const webApp = {
+  clientId: 'a7d3c0de-4b1f-4c8e-9e21-7f6b5a4c3d2e',
+  clientSecret: 'test-client-secret',
+  redirectUris: ['https://app.example/auth/redirect'],
+  postLogoutRedirectUris: ['https://app.example/'],
+};
+const redirectUri = 'https://app.example/auth/redirect';
+const apiClientId = 'e5f4d3c2-b1a0-4f9e-8d7c-6b5a4f3e2d1c';
+const READ = `api://${apiClientId}/ToDoList.Read`;
+const READ_WRITE = `api://${apiClientId}/ToDoList.ReadWrite`;
+
+let emulator: EntraEmulator;
+let alice: EmulatorUser;
+let bob: EmulatorUser;
+
+interface HttpResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** An HTTPS request that trusts the emulator's CA. */
+function send(
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<HttpResponse> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(
+      url,
+      { method: init.method ?? 'GET', headers: init.headers, ca: emulator.caCertPem },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            headers: response.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+      },
+    );
+    outgoing.on('error', reject);
+    outgoing.end(init.body);
+  });
+}
+
+/** A user agent without a user: keeps cookies and follows the emulator's redirects. */
+class Browser {
+  readonly #cookies = new Map<string, string>();
+
+  async send(url: string, form?: Record<string, string>): Promise<HttpResponse> {
+    const headers: Record<string, string> = {
+      cookie: [...this.#cookies].map(([name, value]) => `${name}=${value}`).join('; '),
+    };
+    if (form) headers['content-type'] = 'application/x-www-form-urlencoded';
+    const response = await send(url, {
+      method: form ? 'POST' : 'GET',
+      headers,
+      body: form && new URLSearchParams(form).toString(),
+    });
+    for (const cookie of response.headers['set-cookie'] ?? []) {
+      const [pair = ''] = cookie.split(';');
+      const name = pair.slice(0, pair.indexOf('=')).trim();
+      const value = pair.slice(pair.indexOf('=') + 1);
+      if (value === '' || /expires=Thu, 01 Jan 1970/i.test(cookie)) this.#cookies.delete(name);
+      else this.#cookies.set(name, value);
+    }
+    return response;
+  }
+
+  /** Follows redirects until a page is shown or the emulator sends the browser elsewhere. */
+  async follow(
+    url: string,
+    form?: Record<string, string>,
+  ): Promise<{ url: string; page: HttpResponse }> {
+    let current = url;
+    let response = await this.send(url, form);
+    while (response.status >= 300 && response.status < 400) {
+      current = new URL(response.headers.location ?? '', current).href;
+      if (!current.startsWith(emulator.origin)) break;
+      response = await this.send(current);
+    }
+    return { url: current, page: response };
+  }
+}
+
+function newClient(clientSecret = webApp.clientSecret): ConfidentialClientApplication {
+  return new ConfidentialClientApplication({
+    auth: {
+      clientId: webApp.clientId,
+      clientSecret,
+      authority: emulator.authority,
+      knownAuthorities: [new URL(emulator.origin).host],
+    },
+    system: { networkClient: createMsalNetworkClient(emulator.caCertPem) },
+  });
+}
+
+interface AuthorizationRequest {
+  user?: EmulatorUser;
+  scopes: string[];
+  client?: ConfidentialClientApplication;
+  browser?: Browser;
+  prompt?: string;
+}
+
+/** Runs the authorization request as MSAL builds it; login_hint signs the user in, no clicks. */
+async function authorize({
+  user,
+  scopes,
+  client = newClient(),
+  browser = new Browser(),
+  prompt,
+}: AuthorizationRequest) {
+  const pkce = await new CryptoProvider().generatePkceCodes();
+  const state = randomUUID();
+  const nonce = randomUUID();
+  const authorizationUrl = await client.getAuthCodeUrl({
+    scopes,
+    redirectUri,
+    codeChallenge: pkce.challenge,
+    codeChallengeMethod: 'S256',
+    state,
+    nonce,
+    loginHint: user?.preferred_username,
+    prompt,
+  });
+  const { url, page } = await browser.follow(authorizationUrl);
+  const callback = new URL(url);
+  return {
+    client,
+    browser,
+    page,
+    callback,
+    code: callback.searchParams.get('code') ?? '',
+    verifier: pkce.verifier,
+    state,
+    nonce,
+  };
+}
+
+async function signIn(request: AuthorizationRequest) {
+  const authorization = await authorize(request);
+  const result = await authorization.client.acquireTokenByCode(
+    {
+      code: authorization.code,
+      scopes: request.scopes,
+      redirectUri,
+      codeVerifier: authorization.verifier,
+      state: authorization.state,
+      nonce: authorization.nonce,
+    },
+    { code: authorization.code, state: authorization.callback.searchParams.get('state') ?? '' },
+  );
+  return { ...authorization, result, account: result.account as AccountInfo };
+}
+
+function redeemWithHttp(code: string, verifier: string) {
+  const basic = Buffer.from(`${webApp.clientId}:${webApp.clientSecret}`).toString('base64');
+  return send(`${emulator.origin}/${emulator.tenantId}/oauth2/v2.0/token`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${basic}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: new URLSearchParams({
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      redirect_uri: redirectUri,
+      scope: `${READ} openid profile offline_access`,
+      client_info: '1',
+    }).toString(),
+  });
+}
+
+function refreshWithHttp(refreshToken: string) {
+  return send(`${emulator.origin}/${emulator.tenantId}/oauth2/v2.0/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'refresh_token',
+      refresh_token: refreshToken,
+      client_id: webApp.clientId,
+      client_secret: webApp.clientSecret,
+      scope: `${READ} openid profile offline_access`,
+    }).toString(),
+  });
+}
+
+async function failure(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => expect.fail('expected a failure'),
+    (error: unknown) => error,
+  );
+}
+
+describe('Entra External ID emulator', () => {
+  beforeAll(async () => {
+    emulator = await startEntraEmulator({ clients: [webApp], api: { clientId: apiClientId } });
+    [alice, bob] = emulator.users as [EmulatorUser, EmulatorUser];
+  });
+
+  afterAll(async () => {
+    await emulator.close();
+  });
+
+  afterEach(() => {
+    emulator.clearFaults();
+  });
+
+  it('serves Entra-shaped discovery under the tenant', async () => {
+    const response = await send(`${emulator.authority}v2.0/.well-known/openid-configuration`);
+    expect(response.status).toBe(200);
+    const metadata = JSON.parse(response.body) as Record<string, unknown>;
+    const tenantBase = `${emulator.origin}/${emulator.tenantId}`;
+    expect(metadata).toMatchObject({
+      issuer: emulator.issuer,
+      authorization_endpoint: `${tenantBase}/oauth2/v2.0/authorize`,
+      token_endpoint: `${tenantBase}/oauth2/v2.0/token`,
+      end_session_endpoint: `${tenantBase}/oauth2/v2.0/logout`,
+      jwks_uri: emulator.jwksUri,
+    });
+    expect(emulator.issuer).toBe(`${tenantBase}/v2.0`);
+  });
+
+  it('signs a user in with MSAL (code + PKCE) and issues Entra-shaped tokens', async () => {
+    emulator.resetCounters();
+    const { result, account, nonce } = await signIn({ user: alice, scopes: [READ, READ_WRITE] });
+
+    // client_info in the response is what makes MSAL's homeAccountId <oid>.<tid>.
+    expect(account.homeAccountId).toBe(`${alice.oid}.${emulator.tenantId}`);
+    expect(result.idTokenClaims).toMatchObject({
+      aud: webApp.clientId,
+      iss: emulator.issuer,
+      oid: alice.oid,
+      tid: emulator.tenantId,
+      sub: alice.sub,
+      name: alice.name,
+      preferred_username: alice.preferred_username,
+      login_hint: alice.login_hint,
+      ver: '2.0',
+      nonce,
+    });
+    expect(alice.sub).not.toBe(alice.oid);
+
+    const jwks = JSON.parse((await send(emulator.jwksUri)).body) as JSONWebKeySet;
+    const { payload, protectedHeader } = await jwtVerify(
+      result.accessToken,
+      createLocalJWKSet(jwks),
+      { issuer: emulator.issuer, audience: apiClientId, algorithms: ['RS256'] },
+    );
+    expect(protectedHeader.typ).toBe('JWT');
+    expect(payload).toMatchObject({
+      scp: 'ToDoList.Read ToDoList.ReadWrite',
+      oid: alice.oid,
+      tid: emulator.tenantId,
+      sub: alice.sub,
+      azp: webApp.clientId,
+      ver: '2.0',
+    });
+    expect((payload.exp ?? 0) - (payload.iat ?? 0)).toBe(3600);
+    expect(emulator.counters()).toMatchObject({
+      discovery: 1,
+      authorize: 1,
+      token: { authorization_code: 1, refresh_token: 0 },
+    });
+  });
+
+  it('answers acquireTokenSilent from the cache, and refreshes a token near expiry', async () => {
+    const first = await signIn({ user: alice, scopes: [READ] });
+    emulator.resetCounters();
+    const cached = await first.client.acquireTokenSilent({
+      account: first.account,
+      scopes: [READ],
+    });
+    expect(cached.accessToken).toBe(first.result.accessToken);
+    expect(emulator.counters().token).toEqual({ authorization_code: 0, refresh_token: 0 });
+
+    // MSAL renews tokens expiring within 5 minutes: a 60-second token is due at once.
+    emulator.setLifetimes({ accessTokenSeconds: 60 });
+    const second = await signIn({ user: bob, scopes: [READ] }).finally(() =>
+      emulator.setLifetimes({ accessTokenSeconds: 3600 }),
+    );
+    emulator.resetCounters();
+    const renewed = await second.client.acquireTokenSilent({
+      account: second.account,
+      scopes: [READ],
+    });
+    expect(renewed.accessToken).not.toBe(second.result.accessToken);
+    expect(decodeJwt(renewed.accessToken)).toMatchObject({ oid: bob.oid, scp: 'ToDoList.Read' });
+    expect(emulator.counters().token).toEqual({ authorization_code: 0, refresh_token: 1 });
+
+    const again = await second.client.acquireTokenSilent({
+      account: second.account,
+      scopes: [READ],
+    });
+    expect(again.accessToken).toBe(renewed.accessToken);
+    expect(emulator.counters().token.refresh_token).toBe(1);
+  });
+
+  it('turns an injected rejection of a refresh into the errors MSAL raises for Entra', async () => {
+    const { client, account } = await signIn({ user: alice, scopes: [READ] });
+    const silent = () => client.acquireTokenSilent({ account, scopes: [READ], forceRefresh: true });
+
+    emulator.setFault({ kind: 'refresh_invalid_grant_plain', count: 1 });
+    const plain = await failure(silent());
+    expect(plain).toBeInstanceOf(ServerError);
+    expect(plain).not.toBeInstanceOf(InteractionRequiredAuthError);
+    expect(plain).toMatchObject({ errorCode: 'invalid_grant' });
+    await expect(silent()).resolves.toMatchObject({ fromCache: false });
+
+    emulator.setFault({ kind: 'refresh_invalid_grant', oid: bob.oid });
+    await expect(silent()).resolves.toMatchObject({ fromCache: false });
+    emulator.setFault({ kind: 'refresh_invalid_grant', oid: alice.oid, count: 1 });
+    const badToken = await failure(silent());
+    expect(badToken).toBeInstanceOf(InteractionRequiredAuthError);
+    expect(badToken).toMatchObject({ errorCode: 'invalid_grant', subError: 'bad_token' });
+  });
+
+  it('redeems a code once, and only with the PKCE verifier and the client secret', async () => {
+    const wrongSecret = await authorize({ user: alice, scopes: [READ], client: newClient('nope') });
+    const rejectedClient = await failure(
+      wrongSecret.client.acquireTokenByCode({
+        code: wrongSecret.code,
+        scopes: [READ],
+        redirectUri,
+        codeVerifier: wrongSecret.verifier,
+      }),
+    );
+    expect(rejectedClient).toMatchObject({ errorCode: 'invalid_client' });
+
+    const wrongVerifier = await authorize({ user: alice, scopes: [READ] });
+    const otherVerifier = (await new CryptoProvider().generatePkceCodes()).verifier;
+    const rejectedVerifier = await failure(
+      wrongVerifier.client.acquireTokenByCode({
+        code: wrongVerifier.code,
+        scopes: [READ],
+        redirectUri,
+        codeVerifier: otherVerifier,
+      }),
+    );
+    expect(rejectedVerifier).toMatchObject({ errorCode: 'invalid_grant' });
+
+    const { code, verifier } = await authorize({ user: alice, scopes: [READ] });
+    const redeemed = await redeemWithHttp(code, verifier);
+    expect(redeemed.status).toBe(200);
+    const tokens = JSON.parse(redeemed.body) as Record<string, string>;
+    expect(tokens).toMatchObject({ token_type: 'Bearer', scope: READ });
+    expect(JSON.parse(Buffer.from(tokens.client_info ?? '', 'base64url').toString())).toEqual({
+      uid: alice.oid,
+      utid: emulator.tenantId,
+    });
+
+    const replayed = await redeemWithHttp(code, verifier);
+    expect(replayed.status).toBe(400);
+    expect(JSON.parse(replayed.body)).toMatchObject({ error: 'invalid_grant' });
+    // As in Entra, a replayed code does not revoke what the first redemption issued.
+    expect((await refreshWithHttp(tokens.refresh_token ?? '')).status).toBe(200);
+  });
+
+  it('lets two processes refresh with the same refresh token at once', async () => {
+    const { client, account } = await signIn({ user: alice, scopes: [READ] });
+    const serialized = client.getTokenCache().serialize();
+    const refreshTokenIn = (cache: string) =>
+      Object.values(
+        (JSON.parse(cache) as { RefreshToken: Record<string, { secret: string }> }).RefreshToken,
+      ).map((token) => token.secret);
+
+    // Two app instances (processes) that loaded the same cache row.
+    const instances = [newClient(), newClient()];
+    for (const instance of instances) instance.getTokenCache().deserialize(serialized);
+    emulator.resetCounters();
+    const results = await Promise.all(
+      instances.map((instance) =>
+        instance.acquireTokenSilent({ account, scopes: [READ], forceRefresh: true }),
+      ),
+    );
+    expect(results.map((result) => result.fromCache)).toEqual([false, false]);
+    expect(emulator.counters().token.refresh_token).toBe(2);
+    // Each got a new (rotated) refresh token, and the old one still works.
+    for (const instance of instances) {
+      expect(refreshTokenIn(instance.getTokenCache().serialize())).not.toEqual(
+        refreshTokenIn(serialized),
+      );
+    }
+    await expect(
+      client.acquireTokenSilent({ account, scopes: [READ], forceRefresh: true }),
+    ).resolves.toMatchObject({ fromCache: false });
+  });
+
+  it('answers consent_required to a refresh for a scope the user never granted', async () => {
+    const { client, account } = await signIn({ user: bob, scopes: [READ] });
+    const error = await failure(client.acquireTokenSilent({ account, scopes: [READ_WRITE] }));
+    expect(error).toBeInstanceOf(InteractionRequiredAuthError);
+    expect(error).toMatchObject({ errorCode: 'invalid_grant', subError: 'consent_required' });
+    await expect(
+      client.acquireTokenSilent({ account, scopes: [READ], forceRefresh: true }),
+    ).resolves.toMatchObject({ scopes: [READ] });
+  });
+
+  it('shows a sign-in page listing the users; Cancel returns access_denied with the state', async () => {
+    const { page, callback, state, browser, client } = await authorize({ scopes: [READ] });
+    expect(page.status).toBe(200);
+    expect(callback.pathname).toMatch(new RegExp(`^/${emulator.tenantId}/login/`));
+    expect(page.headers['content-security-policy']).toContain("default-src 'none'");
+    expect(page.body).not.toMatch(/<script/i);
+    for (const user of emulator.users) {
+      expect(page.body).toContain(`value="${user.oid}"`);
+      expect(page.body).toContain(user.name);
+      expect(page.body).toContain(user.preferred_username);
+    }
+    const cancelAction = /<form method="post" action="([^"]+\/cancel)">/.exec(page.body)?.[1];
+    const cancelled = await browser.follow(new URL(cancelAction ?? '', emulator.origin).href, {});
+    const redirect = new URL(cancelled.url);
+    expect(`${redirect.origin}${redirect.pathname}`).toBe(redirectUri);
+    expect(Object.fromEntries(redirect.searchParams)).toMatchObject({
+      error: 'access_denied',
+      state,
+    });
+
+    // prompt=login shows the page despite login_hint; the button signs in whoever it names.
+    const forced = await authorize({
+      user: alice,
+      scopes: [READ],
+      client,
+      browser,
+      prompt: 'login',
+    });
+    expect(forced.page.status).toBe(200);
+    const chosen = await browser.follow(forced.callback.href, { oid: bob.oid });
+    const code = new URL(chosen.url).searchParams.get('code') ?? '';
+    const result = await client.acquireTokenByCode({
+      code,
+      scopes: [READ],
+      redirectUri,
+      codeVerifier: forced.verifier,
+      nonce: forced.nonce,
+    });
+    expect(result.idTokenClaims).toMatchObject({ oid: bob.oid });
+  });
+
+  it('switches to the user a login_hint names, and shows the picker for select_account', async () => {
+    const first = await signIn({ user: alice, scopes: [READ] });
+    const second = await signIn({
+      user: bob,
+      scopes: [READ],
+      client: first.client,
+      browser: first.browser,
+    });
+    expect(second.result.idTokenClaims).toMatchObject({ oid: bob.oid });
+
+    const picker = await authorize({
+      user: bob,
+      scopes: [READ],
+      client: first.client,
+      browser: first.browser,
+      prompt: 'select_account',
+    });
+    expect(picker.page.status).toBe(200);
+    const chosen = await first.browser.follow(picker.callback.href, { oid: alice.oid });
+    expect(new URL(chosen.url).searchParams.get('code')).toMatch(/.+/);
+  });
+
+  it('logs out like Entra: ends the session, and redirects only to a registered URI', async () => {
+    const { browser, client, result, account } = await signIn({ user: alice, scopes: [READ] });
+    const logout = (postLogoutRedirectUri: string) =>
+      `${emulator.origin}/${emulator.tenantId}/oauth2/v2.0/logout?${new URLSearchParams({
+        post_logout_redirect_uri: postLogoutRedirectUri,
+        logout_hint: alice.login_hint,
+        id_token_hint: result.idToken,
+      })}`;
+
+    // Signed in: the next authorization request needs no page.
+    const sso = await authorize({ scopes: [READ], client, browser });
+    expect(sso.code).not.toBe('');
+
+    emulator.resetCounters();
+    const registered = await browser.send(logout('https://app.example/'));
+    expect(registered.status).toBe(302);
+    expect(registered.headers.location).toBe('https://app.example/');
+    expect(emulator.counters().logout).toBe(1);
+
+    const afterLogout = await authorize({ scopes: [READ], client, browser });
+    expect(afterLogout.page.status).toBe(200);
+    expect(afterLogout.code).toBe('');
+    // Tokens issued before stay valid, as in Entra.
+    await expect(
+      client.acquireTokenSilent({ account, scopes: [READ], forceRefresh: true }),
+    ).resolves.toMatchObject({ fromCache: false });
+
+    const unregistered = await browser.send(logout('https://attacker.example/'));
+    expect(unregistered.status).toBe(200);
+    expect(unregistered.headers.location).toBeUndefined();
+    expect(unregistered.body).toContain('You signed out');
+  });
+
+  it('offers its controls over HTTP to other processes', async () => {
+    const admin = (method: string, path: string, body?: unknown) =>
+      send(`${emulator.origin}/_emulator/${path}`, {
+        method,
+        headers: { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    const { code, verifier } = await authorize({ user: bob, scopes: [READ] });
+    const tokens = JSON.parse((await redeemWithHttp(code, verifier)).body) as Record<
+      string,
+      string
+    >;
+    const refreshToken = tokens.refresh_token ?? '';
+
+    expect((await admin('POST', 'counters/reset')).status).toBe(204);
+    expect((await admin('POST', 'faults', { kind: 'token_5xx', count: 1 })).status).toBe(204);
+    const unavailable = await refreshWithHttp(refreshToken);
+    expect(unavailable.status).toBe(503);
+    expect(unavailable.headers['retry-after']).toBe('1');
+    expect(JSON.parse(unavailable.body)).toMatchObject({ error: 'temporarily_unavailable' });
+    expect((await refreshWithHttp(refreshToken)).status).toBe(200);
+    expect(JSON.parse((await admin('GET', 'counters')).body)).toMatchObject({
+      token: { refresh_token: 2 },
+    });
+
+    expect((await admin('POST', 'faults', { kind: 'delay', ms: 1, oid: bob.oid })).status).toBe(
+      204,
+    );
+    expect((await admin('DELETE', 'faults')).status).toBe(204);
+    expect((await admin('POST', 'faults', { kind: 'unknown' })).status).toBe(400);
+    expect((await admin('POST', 'lifetimes', { accessTokenSeconds: 0 })).status).toBe(400);
+    const lifetimes = await admin('POST', 'lifetimes', { accessTokenSeconds: 3600 });
+    expect(JSON.parse(lifetimes.body)).toMatchObject({ accessTokenSeconds: 3600 });
+
+    const users = JSON.parse((await admin('GET', 'users')).body) as {
+      oid: string;
+      grants: { clientId: string; apiScopes: Record<string, string> }[];
+    }[];
+    expect(users.find((user) => user.oid === bob.oid)?.grants).toContainEqual({
+      clientId: webApp.clientId,
+      apiScopes: { [`api://${apiClientId}`]: READ },
+    });
+
+    const revoked = await admin('POST', `users/${bob.oid}/revoke`);
+    expect(JSON.parse(revoked.body)).toMatchObject({ revokedGrants: expect.any(Number) as number });
+    const afterRevocation = await refreshWithHttp(refreshToken);
+    expect(afterRevocation.status).toBe(400);
+    expect(JSON.parse(afterRevocation.body)).toMatchObject({ error: 'invalid_grant' });
+    expect((await admin('POST', `users/${randomUUID()}/revoke`)).status).toBe(404);
+  });
+});

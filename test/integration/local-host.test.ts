@@ -1,0 +1,375 @@
+import { spawn } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readRoutePrefix } from '../../dev/local-host/function-app.mts';
+import { fullRoute } from '../../dev/local-host/local-host.mts';
+import { parseRouteTemplate } from '../../dev/local-host/route-template.mts';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const node = path.join(repoRoot, 'node_modules/.bin/node');
+const cli = path.join(repoRoot, 'dev/local-host/cli.mts');
+const fixture = path.join(repoRoot, 'test/fixtures/local-host-app');
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+interface CliRun {
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the first match in the stream; rejects if the process exits before it appears. */
+  waitFor(stream: 'stdout' | 'stderr', pattern: RegExp): Promise<RegExpMatchArray>;
+  exited: Promise<number | null>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+function runCli(cwd: string, env: Record<string, string | undefined>): CliRun {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+  for (const name of ['FROM_SETTINGS', 'OVERRIDDEN', 'FAIL_AT_IMPORT', 'HOST']) {
+    if (!(name in env)) delete childEnv[name];
+  }
+  const child = spawn(node, [cli], { cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const text = { stdout: '', stderr: '' };
+  const listeners = new Set<() => void>();
+  let hasExited = false;
+  const changed = () => listeners.forEach((listener) => listener());
+  child.stdout
+    .setEncoding('utf8')
+    .on('data', (chunk: string) => ((text.stdout += chunk), changed()));
+  child.stderr
+    .setEncoding('utf8')
+    .on('data', (chunk: string) => ((text.stderr += chunk), changed()));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('close', (code) => {
+      hasExited = true;
+      resolve(code);
+      changed();
+    }),
+  );
+  return {
+    stdout: () => text.stdout,
+    stderr: () => text.stderr,
+    exited,
+    kill: (signal) => child.kill(signal),
+    waitFor: (stream, pattern) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const match = pattern.exec(text[stream]);
+          if (match) resolve(match);
+          else if (hasExited)
+            reject(new Error(`exited without ${pattern}:\n${text.stdout}\n${text.stderr}`));
+          else return;
+          listeners.delete(check);
+        };
+        listeners.add(check);
+        check();
+      }),
+  };
+}
+
+const listening = /Local host listening on (http:\/\/\S+)/;
+
+/** A copy of the fixture with a local.settings.json; node_modules links back so it resolves @azure/functions. */
+function fixtureCopy(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'local-host-app-'));
+  cpSync(fixture, dir, { recursive: true });
+  symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+  writeFileSync(
+    path.join(dir, 'local.settings.json'),
+    JSON.stringify({
+      IsEncrypted: false,
+      Values: {
+        FUNCTIONS_WORKER_RUNTIME: 'node',
+        FROM_SETTINGS: 'from-settings',
+        OVERRIDDEN: 'from-settings',
+      },
+    }),
+  );
+  return dir;
+}
+
+describe('route templates', () => {
+  it('matches literal segments case-insensitively and ignores a trailing slash', () => {
+    const route = parseRouteTemplate('api/Items/list');
+    expect(route.match('/api/items/LIST')).toEqual({});
+    expect(route.match('/api/items/list/')).toEqual({});
+    expect(route.match('/api/items')).toBeUndefined();
+    expect(route.match('/api/items/list/more')).toBeUndefined();
+  });
+
+  it('decodes parameters but keeps an encoded slash inside its segment', () => {
+    const route = parseRouteTemplate('items/{id}/parts/{part}');
+    expect(route.match('/items/a%20b/parts/x%2Fy')).toEqual({ id: 'a b', part: 'x%2Fy' });
+    expect(route.match('/items//parts/x')).toBeUndefined();
+  });
+
+  it('leaves out a missing optional parameter and applies a default', () => {
+    expect(parseRouteTemplate('pages/{name?}').match('/pages')).toEqual({});
+    expect(parseRouteTemplate('pages/{name?}').match('/pages/home')).toEqual({ name: 'home' });
+    expect(parseRouteTemplate('pages/{name=index}').match('/pages')).toEqual({ name: 'index' });
+  });
+
+  it('gives a catch-all the rest of the path', () => {
+    const route = parseRouteTemplate('files/{*path}');
+    expect(route.match('/files')).toEqual({});
+    expect(route.match('/files/a/b/c.txt')).toEqual({ path: 'a/b/c.txt' });
+    expect(parseRouteTemplate('files/{**path}').match('/files/a/b')).toEqual({ path: 'a/b' });
+  });
+
+  it('applies constraints', () => {
+    const route = parseRouteTemplate('square/{n:int}');
+    expect(route.match('/square/-12')).toEqual({ n: '-12' });
+    expect(route.match('/square/2147483647')).toEqual({ n: '2147483647' });
+    expect(route.match('/square/2147483648')).toBeUndefined();
+    expect(route.match('/square/1.5')).toBeUndefined();
+    expect(route.match('/square/abc')).toBeUndefined();
+    expect(
+      parseRouteTemplate('x/{id:guid}').match('/x/3F2504E0-4F89-11D3-9A0C-0305E82C3301'),
+    ).toBeTruthy();
+    expect(parseRouteTemplate('x/{id:alpha:minlength(2)}').match('/x/a')).toBeUndefined();
+    expect(parseRouteTemplate('x/{id:alpha:minlength(2)}').match('/x/ab')).toEqual({ id: 'ab' });
+    expect(parseRouteTemplate('x/{n:min(10)}').match('/x/9')).toBeUndefined();
+    expect(parseRouteTemplate('x/{v:regex(^v\\d+$)}').match('/x/V2')).toEqual({ v: 'V2' });
+  });
+
+  it('matches the empty template only at the root', () => {
+    expect(parseRouteTemplate('').match('/')).toEqual({});
+    expect(parseRouteTemplate('').match('/x')).toBeUndefined();
+  });
+
+  it('refuses templates it cannot match like the host', () => {
+    expect(() => parseRouteTemplate('x/{a}.{b}')).toThrow(/not supported/);
+    expect(() => parseRouteTemplate('x/{id:unknown}')).toThrow(/constraint "unknown"/);
+    expect(() => parseRouteTemplate('x/{*rest}/y')).toThrow(/catch-all must be the last/);
+    expect(() => parseRouteTemplate('x/{a?}/y')).toThrow(/optional/);
+    expect(() => parseRouteTemplate('x/{n:min(a)}')).toThrow(/not an integer/);
+  });
+
+  it('joins the route prefix and the route', () => {
+    expect(fullRoute('api', 'items/{id}')).toBe('api/items/{id}');
+    expect(fullRoute('', 'items/{id}')).toBe('items/{id}');
+  });
+});
+
+describe('host.json route prefix', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'local-host-json-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it.each([
+    ['no host.json', undefined, 'api'],
+    ['no http section', { version: '2.0' }, 'api'],
+    ['an empty prefix', { version: '2.0', extensions: { http: { routePrefix: '' } } }, ''],
+    ['slashes around it', { version: '2.0', extensions: { http: { routePrefix: '/v1/' } } }, 'v1'],
+  ])('%s', (name, hostJson, expected) => {
+    const appRoot = path.join(dir, name.replaceAll(' ', '-'));
+    mkdirSync(appRoot);
+    if (hostJson) writeFileSync(path.join(appRoot, 'host.json'), JSON.stringify(hostJson));
+    expect(readRoutePrefix(appRoot)).toBe(expected);
+  });
+});
+
+describe('local host CLI serving the fixture app', () => {
+  let appDir: string;
+  let host: CliRun;
+  let origin: string;
+
+  beforeAll(async () => {
+    appDir = fixtureCopy();
+    host = runCli(appDir, { PORT: String(await freePort()), OVERRIDDEN: 'from-env' });
+    [, origin = ''] = await host.waitFor('stdout', listening);
+  });
+
+  afterAll(async () => {
+    host.kill('SIGKILL');
+    await host.exited;
+    rmSync(appDir, { recursive: true, force: true });
+  });
+
+  const get = (route: string, init?: RequestInit) => fetch(`${origin}${route}`, init);
+
+  it('lists the functions like func start', () => {
+    expect(host.stdout()).toContain(`\tgetItem: [GET] ${origin}/api/items/{id}\n`);
+    expect(host.stdout()).toContain(`\tchangeItem: [PUT,DELETE] ${origin}/api/Items/{id}\n`);
+    expect(host.stdout()).toContain(`\thello: [GET] ${origin}/api/hello\n`);
+    expect(host.stdout()).toContain('\tcleanup: timerTrigger\n');
+  });
+
+  it('passes route parameters', async () => {
+    expect(await (await get('/api/items/5')).json()).toEqual({ function: 'getItem', id: '5' });
+    expect(await (await get('/api/ITEMS/a%20b/')).json()).toEqual({
+      function: 'getItem',
+      id: 'a b',
+    });
+    expect(await (await get('/api/pages')).json()).toEqual({ name: null });
+    expect(await (await get('/api/pages/home')).json()).toEqual({ name: 'home' });
+    expect(await (await get('/api/files/a/b/c.txt')).json()).toEqual({ path: 'a/b/c.txt' });
+    expect(await (await get('/api/square/7')).json()).toEqual({ square: 49 });
+    expect((await get('/api/square/seven')).status).toBe(404);
+  });
+
+  it('tries routes in function-name order, as the host does', async () => {
+    expect(await (await get('/api/items/special')).json()).toEqual({
+      function: 'getItem',
+      id: 'special',
+    });
+  });
+
+  it('filters on methods, falling through to another function on the same route', async () => {
+    const put = await get('/api/items/9', {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ description: 'x' }),
+    });
+    expect(await put.json()).toEqual({
+      function: 'changeItem',
+      id: '9',
+      body: { description: 'x' },
+    });
+    const del = await get('/api/items/9', { method: 'DELETE' });
+    expect(del.status).toBe(204);
+    expect(await del.text()).toBe('');
+  });
+
+  it('answers 404 with an empty body for a method the route does not allow, as the host', async () => {
+    for (const response of [
+      await get('/api/items/9', { method: 'POST' }),
+      await get('/api/hello', { method: 'PUT' }),
+    ]) {
+      expect(response.status).toBe(404);
+      expect(await response.text()).toBe('');
+    }
+  });
+
+  it('answers 404 for an unknown route and for a route without its prefix', async () => {
+    expect((await get('/api/nothing')).status).toBe(404);
+    expect((await get('/hello')).status).toBe(404);
+  });
+
+  it('writes every cookie as its own Set-Cookie header, serialized as the host does', async () => {
+    const response = await get('/api/cookies');
+    expect(response.status).toBe(200);
+    expect(response.headers.get('x-custom')).toBe('yes');
+    expect(response.headers.getSetCookie()).toEqual([
+      '__Host-session=abc; max-age=3600; path=/; secure; samesite=strict; httponly',
+      '__Host-state=a%20b%3Bc; expires=Tue, 01 Jan 2030 00:00:00 GMT; path=/; secure; samesite=lax; httponly',
+      'plain=1; path=/',
+      'wide=v; domain=example.test; path=/; secure; samesite=none',
+    ]);
+    expect(await response.text()).toBe('cookies set');
+  });
+
+  it('gives the handler the body, query, headers and absolute URL', async () => {
+    const response = await get('/api/echo?a=1&a=2&b=x%20y', {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: 'hello body',
+    });
+    expect(await response.json()).toEqual({
+      method: 'POST',
+      url: `${origin}/api/echo?a=1&a=2&b=x%20y`,
+      body: 'hello body',
+      // ASP.NET Core joins a repeated query key's values with ","
+      query: { a: '1,2', b: 'x y' },
+      contentType: 'text/plain',
+    });
+    await host.waitFor('stdout', /\] \[echo\] echo called\n/);
+  });
+
+  it('converts jsonBody and status through the library', async () => {
+    const response = await get('/api/json');
+    expect(response.status).toBe(201);
+    expect(response.headers.get('content-type')).toBe('application/json');
+    expect(response.headers.get('x-trace')).toBe('t1');
+    expect(await response.json()).toEqual({ ok: true });
+    const text = await get('/api/hello');
+    expect(text.headers.get('content-type')).toBe('text/plain;charset=UTF-8');
+    expect(await text.text()).toBe('hello');
+  });
+
+  it('answers 500 with an empty body when a handler throws, logs it and keeps serving', async () => {
+    const response = await get('/api/boom');
+    expect(response.status).toBe(500);
+    expect(await response.text()).toBe('');
+    await host.waitFor('stderr', /\[boom\] about to fail\n/);
+    await host.waitFor(
+      'stderr',
+      /Executed 'Functions\.boom' \(Failed, [^\n]*\nError: kaboom: internal detail/,
+    );
+    expect((await get('/api/hello')).status).toBe(200);
+  });
+
+  it('survives an unhandled rejection', async () => {
+    expect((await get('/api/floating')).status).toBe(202);
+    await host.waitFor('stderr', /Unhandled promise rejection\nError: nobody awaits this/);
+    expect((await get('/api/hello')).status).toBe(200);
+  });
+
+  it('loads local.settings.json before the app, with the environment winning', async () => {
+    const expected = { fromSettings: 'from-settings', overridden: 'from-env' };
+    expect(await (await get('/api/env')).json()).toEqual({ atImport: expected, atCall: expected });
+  });
+
+  it("runs the app's appStart, preInvocation and postInvocation hooks", async () => {
+    expect(await (await get('/api/hooked')).json()).toEqual({
+      appStarted: true,
+      hookData: { seenBy: 'preInvocation' },
+    });
+  });
+
+  it('runs a timer function through the admin endpoint', async () => {
+    const response = await get('/admin/functions/cleanup', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ input: '' }),
+    });
+    expect(response.status).toBe(202);
+    await host.waitFor('stdout', /\[cleanup\] cleanup ran: isPastDue=false\n/);
+    expect((await get('/admin/functions/nothing', { method: 'POST' })).status).toBe(404);
+  });
+
+  it('reports a port in use in one line', async () => {
+    const port = new URL(origin).port;
+    const second = runCli(appDir, { PORT: port });
+    expect(await second.exited).toBe(1);
+    expect(second.stderr()).toBe(
+      `Error: Port ${port} is unavailable. Close the process using that port, or set PORT to another port.\n`,
+    );
+  });
+});
+
+describe('local host CLI lifecycle', () => {
+  let appDir: string;
+  beforeAll(() => {
+    appDir = fixtureCopy();
+  });
+  afterAll(() => rmSync(appDir, { recursive: true, force: true }));
+
+  it("reports an app that fails to load with the app's message and no stack", async () => {
+    const run = runCli(appDir, { PORT: String(await freePort()), FAIL_AT_IMPORT: '1' });
+    expect(await run.exited).toBe(1);
+    expect(run.stderr()).toBe(
+      'Error: the function app did not load: functions/misc.js: Invalid settings: CLIENT_ID is missing, SESSION_KEYS is not base64\n',
+    );
+  });
+
+  it.each(['SIGINT', 'SIGTERM'] as const)(
+    'exits cleanly on %s, keep-alive connections included',
+    async (signal) => {
+      const run = runCli(appDir, { PORT: String(await freePort()) });
+      const [, origin] = await run.waitFor('stdout', listening);
+      // fetch keeps its connection alive: close() must not wait for it to time out.
+      expect((await fetch(`${origin}/api/hello`)).status).toBe(200);
+      run.kill(signal);
+      expect(await run.exited).toBe(0);
+      await expect(fetch(`${origin}/api/hello`)).rejects.toThrow();
+    },
+  );
+});

@@ -1,0 +1,167 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, SETTING_NAMES, type Environment } from '../../src/lib/config.ts';
+
+const key = () => randomBytes(32).toString('base64');
+
+function validEnv(overrides: Environment = {}): Environment {
+  return {
+    AUTHORITY: 'https://127.0.0.1:7443/tenant-id',
+    CLIENT_ID: 'web-app-client-id',
+    CLIENT_SECRET: 'web-app-secret',
+    REDIRECT_URI: 'http://localhost:7071/auth/redirect',
+    POST_LOGOUT_REDIRECT_URI: 'http://localhost:7071/',
+    TODOLIST_ENDPOINT: 'http://127.0.0.1:7072/api/todolist',
+    TODOLIST_READ: 'api://todo-api/ToDoList.Read',
+    TODOLIST_READWRITE: 'api://todo-api/ToDoList.ReadWrite',
+    TOKEN_CACHE_STORAGE: 'UseDevelopmentStorage=true',
+    TOKEN_CACHE_KEYS: key(),
+    SESSION_KEYS: key(),
+    ...overrides,
+  };
+}
+
+function problemsOf(env: Environment): readonly string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('reads a complete local configuration with defaults', () => {
+    const config = loadConfig(validEnv());
+    expect(config.authority).toBe('https://127.0.0.1:7443/tenant-id/');
+    expect(config.appOrigin).toBe('http://localhost:7071');
+    expect(config.todoList).toEqual({
+      endpoint: 'http://127.0.0.1:7072/api/todolist',
+      readScope: 'api://todo-api/ToDoList.Read',
+      readWriteScope: 'api://todo-api/ToDoList.ReadWrite',
+      timeoutMs: 10_000,
+    });
+    expect(config.tokenCache.tableName).toBe('tokencache');
+    expect(config.tokenCache.retentionDays).toBe(90);
+    expect(config.tokenCache.connection).toEqual({
+      kind: 'connectionString',
+      connectionString: 'UseDevelopmentStorage=true',
+    });
+    expect(config.tokenCache.keys).toHaveLength(1);
+    expect(config.session).toMatchObject({ idleMinutes: 120, absoluteHours: 24 });
+  });
+
+  it('builds the ciamlogin.com authority from TENANT_SUBDOMAIN', () => {
+    const config = loadConfig(validEnv({ AUTHORITY: undefined, TENANT_SUBDOMAIN: 'Contoso' }));
+    expect(config.authority).toBe('https://contoso.ciamlogin.com/');
+  });
+
+  it('lets AUTHORITY win over TENANT_SUBDOMAIN', () => {
+    const config = loadConfig(validEnv({ TENANT_SUBDOMAIN: 'contoso' }));
+    expect(config.authority).toBe('https://127.0.0.1:7443/tenant-id/');
+  });
+
+  it('uses an identity-based table connection when only the service URI is set', () => {
+    const config = loadConfig(
+      validEnv({
+        TOKEN_CACHE_STORAGE: undefined,
+        TOKEN_CACHE_STORAGE__tableServiceUri: 'https://acct.table.core.windows.net',
+        TOKEN_CACHE_STORAGE__clientId: 'mi-client-id',
+      }),
+    );
+    expect(config.tokenCache.connection).toEqual({
+      kind: 'identity',
+      tableServiceUri: 'https://acct.table.core.windows.net/',
+      clientId: 'mi-client-id',
+    });
+  });
+
+  it('accepts several keys and keeps their order (first encrypts)', () => {
+    const [first, second] = [key(), key()];
+    const config = loadConfig(validEnv({ SESSION_KEYS: `${first}, ${second}` }));
+    expect(config.session.keys.map((k) => k.toString('base64'))).toEqual([first, second]);
+  });
+
+  it('reports every missing setting at once', () => {
+    const problems = problemsOf({});
+    expect(problems).toEqual([
+      'TENANT_SUBDOMAIN or AUTHORITY is missing',
+      'CLIENT_ID is missing',
+      'CLIENT_SECRET is missing',
+      'REDIRECT_URI is missing',
+      'POST_LOGOUT_REDIRECT_URI is missing',
+      'TODOLIST_ENDPOINT is missing',
+      'TODOLIST_READ is missing',
+      'TODOLIST_READWRITE is missing',
+      'TOKEN_CACHE_STORAGE or TOKEN_CACHE_STORAGE__tableServiceUri is missing',
+      'TOKEN_CACHE_KEYS is missing',
+      'SESSION_KEYS is missing',
+    ]);
+  });
+
+  it('treats blank values as missing', () => {
+    expect(problemsOf(validEnv({ CLIENT_ID: '   ' }))).toEqual(['CLIENT_ID is missing']);
+  });
+
+  it('reports every malformed setting at once, in one message', () => {
+    const env = validEnv({
+      AUTHORITY: 'http://login.example/tenant',
+      REDIRECT_URI: 'not a url',
+      POST_LOGOUT_REDIRECT_URI: 'http://app.example/',
+      TODOLIST_ENDPOINT: 'https://api.example/api/todolist?x=1',
+      TODOLIST_READ: 'api://a/Read api://a/Write',
+      TODOLIST_TIMEOUT_MS: '10s',
+      TOKEN_CACHE_TABLE: 'bad-name',
+      TOKEN_CACHE_KEYS: `${key()},${randomBytes(16).toString('base64')}`,
+      SESSION_KEYS: 'not-base64!',
+      SESSION_IDLE_MINUTES: '0',
+      TOKEN_CACHE_RETENTION_DAYS: '-5',
+    });
+    let message = '';
+    try {
+      loadConfig(env);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    for (const name of [
+      'AUTHORITY',
+      'REDIRECT_URI',
+      'POST_LOGOUT_REDIRECT_URI',
+      'TODOLIST_ENDPOINT',
+      'TODOLIST_READ',
+      'TODOLIST_TIMEOUT_MS',
+      'TOKEN_CACHE_TABLE',
+      'TOKEN_CACHE_KEYS key 2',
+      'SESSION_KEYS key 1',
+      'SESSION_IDLE_MINUTES',
+      'TOKEN_CACHE_RETENTION_DAYS',
+    ]) {
+      expect(message).toContain(name);
+    }
+    expect(problemsOf(env)).toHaveLength(11);
+  });
+
+  it('never puts key material in the message', () => {
+    const secretLooking = Buffer.alloc(31, 7).toString('base64');
+    const problems = problemsOf(validEnv({ TOKEN_CACHE_KEYS: secretLooking }));
+    expect(problems.join(' ')).not.toContain(secretLooking);
+  });
+
+  it('refuses an absolute session lifetime longer than a refresh token lives', () => {
+    expect(problemsOf(validEnv({ SESSION_ABSOLUTE_HOURS: String(91 * 24) }))).toEqual([
+      'SESSION_ABSOLUTE_HOURS must be a whole number from 1 to 2160, got "2184"',
+    ]);
+  });
+
+  it('refuses an idle lifetime longer than the absolute one', () => {
+    expect(
+      problemsOf(validEnv({ SESSION_IDLE_MINUTES: '600', SESSION_ABSOLUTE_HOURS: '2' })),
+    ).toEqual(['SESSION_IDLE_MINUTES must not be longer than SESSION_ABSOLUTE_HOURS']);
+  });
+
+  it('exports the names of every setting it reads', () => {
+    expect(SETTING_NAMES).toContain('TOKEN_CACHE_STORAGE__tableServiceUri');
+    expect(new Set(SETTING_NAMES).size).toBe(SETTING_NAMES.length);
+  });
+});
