@@ -1,6 +1,8 @@
 import { AuthorityMetadataCache } from './authority-metadata';
 import { getConfig, type AppConfig } from './config';
 import { KeyRing } from './key-ring';
+import { SessionStore } from './session-store';
+import { SignInFlow } from './sign-in-flow';
 import { createTableClient, TokenTable } from './table-storage';
 import { TokenCacheStore } from './token-cache-store';
 import { TokenService, type Logger } from './token-service';
@@ -11,6 +13,8 @@ export interface AppServices {
   readonly tokenTable: TokenTable;
   readonly authorityMetadata: AuthorityMetadataCache;
   readonly tokenService: TokenService;
+  readonly sessions: SessionStore;
+  readonly signInFlow: SignInFlow;
 }
 
 // Outside an invocation the Functions worker forwards console output to the host's logs.
@@ -29,7 +33,19 @@ export function createAppServices(config: AppConfig, logger: Logger = consoleLog
     store: new TokenCacheStore(tokenTable, new KeyRing(config.tokenCache.keys)),
     logger,
   });
-  return { config, tokenTable, authorityMetadata, tokenService };
+  const sessionKeys = new KeyRing(config.session.keys);
+  const sessions = new SessionStore(tokenTable, sessionKeys, config.session);
+  const signInFlow = new SignInFlow(
+    {
+      redirectUri: config.redirectUri,
+      readScope: config.todoList.readScope,
+      readWriteScope: config.todoList.readWriteScope,
+    },
+    tokenService,
+    sessions,
+    sessionKeys,
+  );
+  return { config, tokenTable, authorityMetadata, tokenService, sessions, signInFlow };
 }
 
 let services: AppServices | undefined;

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { odata } from '@azure/data-tables';
 import { TokenStoreUnavailableError } from './errors';
 import { UnreadableSealError, type KeyRing } from './key-ring';
 import { partitionKeyOf } from './partition-key';
@@ -6,6 +7,8 @@ import { statusOf, type TokenTable } from './table-storage';
 import type { SignedInUser } from './token-service';
 
 const SESSION_ROW_PREFIX = 'session.';
+// The first key after every `session.…` key: '/' follows '.' in code-point order.
+const SESSION_ROW_END = 'session/';
 const COOKIE_ASSOCIATED_DATA = 'session-cookie/v1';
 
 export interface SessionLifetimes {
@@ -87,14 +90,11 @@ export class SessionStore {
       ...(user.name === undefined ? {} : { Name: user.name }),
       ...(user.loginHint === undefined ? {} : { LoginHint: user.loginHint }),
     };
-    await this.run(async () => {
-      await this.table.ensureExists();
-      await this.table.client.createEntity({
-        partitionKey,
-        rowKey: rowKeyOf(sessionId),
-        ...entity,
-      });
-    });
+    await this.guard(() =>
+      this.table.run(() =>
+        this.table.client.createEntity({ partitionKey, rowKey: rowKeyOf(sessionId), ...entity }),
+      ),
+    );
     const reference: CookieReference = { p: partitionKey, s: sessionId };
     return {
       session: this.toSession(partitionKey, entity),
@@ -142,6 +142,23 @@ export class SessionStore {
   async delete(cookieValue: string | undefined): Promise<void> {
     const reference = this.open(cookieValue);
     if (reference !== undefined) await this.deleteRow(reference.p, rowKeyOf(reference.s));
+  }
+
+  /** Ends every session of the user, on every device: used at sign-out, with the user's tokens. */
+  async deleteAllFor(homeAccountId: string): Promise<void> {
+    const partitionKey = partitionKeyOf(homeAccountId);
+    await this.guard(async () => {
+      await this.table.ensureExists();
+      const sessions = this.table.client.listEntities({
+        queryOptions: {
+          filter: odata`PartitionKey eq ${partitionKey} and RowKey ge ${SESSION_ROW_PREFIX} and RowKey lt ${SESSION_ROW_END}`,
+          select: ['RowKey'],
+        },
+      });
+      for await (const row of sessions) {
+        if (row.rowKey !== undefined) await this.deleteRow(partitionKey, row.rowKey);
+      }
+    });
   }
 
   private open(cookieValue: string | undefined): CookieReference | undefined {
@@ -194,7 +211,7 @@ export class SessionStore {
   }
 
   private async deleteRow(partitionKey: string, rowKey: string): Promise<void> {
-    await this.run(async () => {
+    await this.guard(async () => {
       try {
         await this.table.client.deleteEntity(partitionKey, rowKey);
       } catch (error) {
@@ -203,7 +220,7 @@ export class SessionStore {
     });
   }
 
-  private async run(operation: () => Promise<void>): Promise<void> {
+  private async guard(operation: () => Promise<unknown>): Promise<void> {
     try {
       await operation();
     } catch (error) {

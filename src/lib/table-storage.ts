@@ -84,17 +84,40 @@ export class TokenTable {
     return this.created;
   }
 
-  /** Resolves when the table answers a query; throws `TokenStoreUnavailableError` otherwise. */
-  async probe(): Promise<void> {
+  /**
+   * Runs a table operation once the table exists. A table deleted behind the process's back (an
+   * emulator restarted in memory, an operator) is created again and the operation retried once,
+   * so service resumes without a restart.
+   */
+  async run<T>(operation: () => Promise<T>): Promise<T> {
     await this.ensureExists();
     try {
-      const pages = this.client
-        .listEntities({ queryOptions: { select: ['PartitionKey'] } })
-        .byPage({ maxPageSize: 1 });
-      await pages.next();
+      return await operation();
     } catch (error) {
-      if (statusOf(error) === 404) this.created = undefined;
+      if (!isTableMissing(error)) throw error;
+      this.created = undefined;
+      await this.ensureExists();
+      return operation();
+    }
+  }
+
+  /** Resolves when the table answers a query; throws `TokenStoreUnavailableError` otherwise. */
+  async probe(): Promise<void> {
+    try {
+      await this.run(() =>
+        this.client
+          .listEntities({ queryOptions: { select: ['PartitionKey'] } })
+          .byPage({ maxPageSize: 1 })
+          .next(),
+      );
+    } catch (error) {
+      if (error instanceof TokenStoreUnavailableError) throw error;
       throw new TokenStoreUnavailableError('The token table did not answer', { cause: error });
     }
   }
+}
+
+function isTableMissing(error: unknown): boolean {
+  const details = (error as { details?: { errorCode?: string } } | undefined)?.details;
+  return statusOf(error) === 404 && details?.errorCode === 'TableNotFound';
 }

@@ -99,12 +99,12 @@ export class TokenCacheStore {
       rowKey: TOKEN_CACHE_ROW_KEY,
       ...this.seal(partitionKey, serialized),
     };
-    await this.table.ensureExists();
     try {
-      const response =
+      const response = await this.table.run(() =>
         etag === undefined
-          ? await this.table.client.createEntity(entity)
-          : await this.table.client.updateEntity(entity, 'Replace', { etag });
+          ? this.table.client.createEntity(entity)
+          : this.table.client.updateEntity(entity, 'Replace', { etag }),
+      );
       if (response.etag === undefined) throw new Error('the table answered without an ETag');
       return response.etag;
     } catch (error) {

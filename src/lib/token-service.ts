@@ -258,8 +258,11 @@ function translate(
     }
     return new IdpRejectedError(error.errorCode || 'server_error', { cause: error });
   }
-  if (error instanceof AuthError && error.errorCode === 'network_error') {
-    return new IdpUnavailableError(undefined, { cause: error });
+  if (error instanceof AuthError) {
+    if (error.errorCode === 'network_error')
+      return new IdpUnavailableError(undefined, { cause: error });
+    // MSAL refused the answer itself (e.g. a nonce or state that does not match).
+    return new IdpRejectedError(error.errorCode || 'client_error', { cause: error });
   }
   return error instanceof Error ? error : new Error(String(error));
 }

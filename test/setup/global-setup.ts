@@ -6,7 +6,7 @@ import { appSettings, DEV_IDENTITIES } from '../../dev/dev-settings.mts';
 import { startEntraEmulator } from '../../dev/entra-emulator/emulator.mts';
 import { findFreePort } from '../../dev/ports.mts';
 import { startTodoListApi } from '../../dev/todolist-api/todolist-api.mts';
-import type { TestStack } from '../support/stack.ts';
+import { TEST_USERS, type TestStack } from '../support/stack.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -43,6 +43,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
         },
       ],
       api: { clientId: DEV_IDENTITIES.apiClientId },
+      users: TEST_USERS,
     });
     stops.push(() => emulator.close());
     // Test workers start after this and inherit it: Node reads it only at process start.

@@ -1,4 +1,25 @@
 import { inject } from 'vitest';
+import { defaultTestUsers } from '../../dev/entra-emulator/users.mts';
+
+/**
+ * The shared emulator's users. Sign-out ends a user's sessions on every device, so each test file
+ * that signs users in and out has users of its own: files run in parallel against one app.
+ */
+export const TEST_USERS = [
+  ...defaultTestUsers,
+  ...['ada', 'ben', 'cy', 'dee', 'pia', 'quin', 'rex', 'sue'].map((name, index) => ({
+    oid: `7e57e57e-0000-4000-8000-${String(index + 1).padStart(12, '0')}`,
+    name: `${name[0]?.toUpperCase()}${name.slice(1)} Tester`,
+    preferred_username: `${name}@contoso.example`,
+  })),
+];
+
+/** The shared emulator's user with this user name. */
+export function testUser(username: string): (typeof TEST_USERS)[number] {
+  const user = TEST_USERS.find((candidate) => candidate.preferred_username === username);
+  if (user === undefined) throw new Error(`no test user ${username}`);
+  return user;
+}
 
 /** What the global setup started, as the tests see it. */
 export interface TestStack {

@@ -1,0 +1,208 @@
+import type { HttpHandler, HttpRequest, HttpResponseInit } from '@azure/functions';
+import type { AppServices } from './app-services';
+import { expiredCookie, readCookie, SESSION_COOKIE, SIGN_IN_COOKIE } from './cookies';
+import { dependencyFailure } from './dependency-errors';
+import { messagePageResponse } from './html-page';
+import { loginUrl } from './login-url';
+import { jsonResponse, problemResponse, SECURITY_HEADERS } from './problem-response';
+import { constantTimeEquals, hasCsrfHeader, isSameOriginRequest } from './request-checks';
+import type { Session } from './session-store';
+import { SignInFailedError, type SignInFailure } from './sign-in-flow';
+
+// A sign-out form carries one short field: anything bigger is not ours.
+const MAX_FORM_BYTES = 4096;
+
+const FAILURE_MESSAGES: Record<SignInFailure, string> = {
+  idp_error: 'The sign-in was cancelled or refused by the identity provider.',
+  missing_state:
+    'This sign-in was not started in this browser, or it was already used. Start it again.',
+  expired_state: 'This sign-in took too long and expired. Start it again.',
+  state_mismatch: 'This sign-in does not match the one this browser started. Start it again.',
+  missing_code: 'The identity provider did not return an authorization code.',
+  code_rejected:
+    'The identity provider did not accept this sign-in (it may have been used already).',
+};
+
+function redirect(
+  status: 302 | 303,
+  location: string,
+  cookies = [] as HttpResponseInit['cookies'],
+) {
+  return { status, headers: { ...SECURITY_HEADERS, Location: location }, cookies };
+}
+
+/** The page a browser sees when a dependency fails during sign-in; rethrows anything else. */
+function dependencyPage(error: unknown, returnTo: string): HttpResponseInit {
+  const failure = dependencyFailure(error);
+  if (failure === undefined) throw error;
+  return messagePageResponse({
+    status: failure.status,
+    title: 'Sign-in is unavailable right now',
+    message: failure.detail,
+    link: { href: loginUrl(returnTo), text: 'Try again' },
+    ...(failure.retryAfterSeconds === undefined
+      ? {}
+      : { retryAfterSeconds: failure.retryAfterSeconds }),
+  });
+}
+
+function dependencyProblem(error: unknown): HttpResponseInit {
+  const failure = dependencyFailure(error);
+  if (failure === undefined) throw error;
+  return problemResponse(failure);
+}
+
+/**
+ * `GET /auth/signin?returnTo=/path[&consent=readwrite][&loginHint=name]`: to the IdP, with PKCE,
+ * state and nonce.
+ */
+export function createSignInHandler({ signInFlow }: AppServices): HttpHandler {
+  return async (request) => {
+    const returnTo = request.query.get('returnTo');
+    const consent = request.query.get('consent') === 'readwrite' ? 'readwrite' : undefined;
+    try {
+      const started = await signInFlow.start(returnTo, consent, request.query.get('loginHint'));
+      return redirect(302, started.authorizeUrl, started.cookies);
+    } catch (error) {
+      return dependencyPage(error, returnTo ?? '/');
+    }
+  };
+}
+
+/** `GET /auth/redirect`: the IdP sends the browser back here with a code (or an error). */
+export function createRedirectHandler({ signInFlow }: AppServices): HttpHandler {
+  return async (request, context) => {
+    try {
+      const completed = await signInFlow.complete(
+        {
+          code: request.query.get('code'),
+          state: request.query.get('state'),
+          error: request.query.get('error'),
+        },
+        readCookie(request, SIGN_IN_COOKIE),
+        readCookie(request, SESSION_COOKIE),
+      );
+      context.log('sign-in completed');
+      return redirect(302, completed.returnTo, completed.cookies);
+    } catch (error) {
+      if (!(error instanceof SignInFailedError)) {
+        const page = dependencyPage(error, '/');
+        context.warn(`sign-in callback: ${(error as Error).message}`);
+        return page;
+      }
+      context.warn(
+        `sign-in failed: ${error.failure}${error.idpError ? ` (${error.idpError})` : ''}`,
+      );
+      const response = messagePageResponse({
+        status: 400,
+        title: 'Sign-in did not complete',
+        message: FAILURE_MESSAGES[error.failure] + (error.idpError ? ` (${error.idpError})` : ''),
+        link: { href: loginUrl(error.returnTo), text: 'Sign in again' },
+      });
+      return { ...response, cookies: [expiredCookie(SIGN_IN_COOKIE, 'Lax')] };
+    }
+  };
+}
+
+/** `GET /auth/me`: who is signed in, for the page; 401 with a login URL otherwise. */
+export function createMeHandler({ sessions }: AppServices): HttpHandler {
+  return async (request) => {
+    const cookie = readCookie(request, SESSION_COOKIE);
+    let session: Session | undefined;
+    try {
+      session = await sessions.resolve(cookie);
+    } catch (error) {
+      return dependencyProblem(error);
+    }
+    if (session === undefined) {
+      return {
+        ...problemResponse({
+          status: 401,
+          title: 'Not signed in',
+          detail: 'Sign in to continue.',
+          extensions: { loginUrl: loginUrl('/') },
+        }),
+        ...(cookie === undefined ? {} : { cookies: [expiredCookie(SESSION_COOKIE, 'Strict')] }),
+      };
+    }
+    return jsonResponse(200, {
+      name: session.name ?? session.username,
+      username: session.username,
+      expiresAt: session.expiresAt.toISOString(),
+      idleExpiresAt: session.idleExpiresAt.toISOString(),
+      signOut: { url: '/auth/signout', method: 'POST', csrfToken: session.csrfToken },
+    });
+  };
+}
+
+async function formCsrfValue(request: HttpRequest): Promise<string | undefined> {
+  const type = request.headers.get('content-type') ?? '';
+  if (!type.toLowerCase().startsWith('application/x-www-form-urlencoded')) return undefined;
+  const length = Number(request.headers.get('content-length') ?? '0');
+  if (!(length > 0 && length <= MAX_FORM_BYTES)) return undefined;
+  const body = await request.text();
+  if (body.length > MAX_FORM_BYTES) return undefined;
+  return new URLSearchParams(body).get('csrf') ?? undefined;
+}
+
+/**
+ * `POST /auth/signout`: ends the session and the user's tokens on every device, then sends the
+ * browser to the IdP to end its session there too. Needs the `X-CSRF: 1` header or, for a plain
+ * form, the session's CSRF value, so no other site can sign the user out.
+ */
+export function createSignOutHandler({
+  sessions,
+  tokenService,
+  authorityMetadata,
+  config,
+}: AppServices): HttpHandler {
+  return async (request, context) => {
+    const cookie = readCookie(request, SESSION_COOKIE);
+    try {
+      const session = await sessions.resolve(cookie);
+      const sameOrigin = isSameOriginRequest(request, config.appOrigin);
+      const formValue = hasCsrfHeader(request) ? undefined : await formCsrfValue(request);
+      const proven =
+        sameOrigin &&
+        (hasCsrfHeader(request) ||
+          (session !== undefined &&
+            formValue !== undefined &&
+            constantTimeEquals(formValue, session.csrfToken)));
+      if (!proven) {
+        return problemResponse({
+          status: 403,
+          title: 'Forbidden',
+          detail: "Sign-out needs the X-CSRF header or the session's CSRF value.",
+        });
+      }
+      if (session === undefined) {
+        await sessions.delete(cookie);
+      } else {
+        await sessions.deleteAllFor(session.homeAccountId);
+        await tokenService.removeUser(session.homeAccountId);
+        context.log('signed out');
+      }
+      const cleared = [
+        expiredCookie(SESSION_COOKIE, 'Strict'),
+        expiredCookie(SIGN_IN_COOKIE, 'Lax'),
+      ];
+      let endSessionEndpoint: string;
+      try {
+        endSessionEndpoint = (await authorityMetadata.get()).endSessionEndpoint;
+      } catch {
+        // Signed out here already; the IdP's own session will end at its next sign-out.
+        context.warn('sign-out: the IdP is unavailable, skipping its end-session step');
+        return redirect(303, config.postLogoutRedirectUri, cleared);
+      }
+      const endSession = new URL(endSessionEndpoint);
+      endSession.searchParams.set('post_logout_redirect_uri', config.postLogoutRedirectUri);
+      endSession.searchParams.set('client_id', config.clientId);
+      if (session?.loginHint !== undefined) {
+        endSession.searchParams.set('logout_hint', session.loginHint);
+      }
+      return redirect(303, endSession.href, cleared);
+    } catch (error) {
+      return dependencyProblem(error);
+    }
+  };
+}
