@@ -6,6 +6,7 @@ import { SignInFlow } from './sign-in-flow';
 import { createTableClient, TokenTable } from './table-storage';
 import { TokenCacheStore } from './token-cache-store';
 import { TokenService, type Logger } from './token-service';
+import { WebSite } from './web-site';
 
 /** The process-wide objects the functions share, built once from the validated config. */
 export interface AppServices {
@@ -15,6 +16,7 @@ export interface AppServices {
   readonly tokenService: TokenService;
   readonly sessions: SessionStore;
   readonly signInFlow: SignInFlow;
+  readonly webSite: WebSite;
 }
 
 // Outside an invocation the Functions worker forwards console output to the host's logs.
@@ -45,7 +47,8 @@ export function createAppServices(config: AppConfig, logger: Logger = consoleLog
     sessions,
     sessionKeys,
   );
-  return { config, tokenTable, authorityMetadata, tokenService, sessions, signInFlow };
+  const webSite = new WebSite(config.authority);
+  return { config, tokenTable, authorityMetadata, tokenService, sessions, signInFlow, webSite };
 }
 
 let services: AppServices | undefined;

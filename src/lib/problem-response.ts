@@ -1,7 +1,11 @@
 import type { HttpResponseInit } from '@azure/functions';
 
-/** Headers every response of this app carries. */
+/**
+ * Headers every response of this app carries. The CSP suits every answer that is not the page
+ * (JSON, redirects, errors): nothing in it may run, load or be framed. The page sets its own.
+ */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
   'Cache-Control': 'no-store',
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'no-referrer',
@@ -15,12 +19,15 @@ export interface Problem {
   readonly retryAfterSeconds?: number;
   /** Extension members such as `loginUrl`. */
   readonly extensions?: Readonly<Record<string, unknown>>;
+  /** Further response headers, such as `Allow` with a 405. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** An RFC 9457 problem details response: never a stack, token or secret. */
 export function problemResponse(problem: Problem): HttpResponseInit {
   const headers: Record<string, string> = {
     ...SECURITY_HEADERS,
+    ...problem.headers,
     'Content-Type': 'application/problem+json',
   };
   if (problem.retryAfterSeconds !== undefined) {

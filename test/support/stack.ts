@@ -3,7 +3,8 @@ import { defaultTestUsers } from '../../dev/entra-emulator/users.mts';
 
 /**
  * The shared emulator's users. Sign-out ends a user's sessions on every device, so each test file
- * that signs users in and out has users of its own: files run in parallel against one app.
+ * that signs users in and out has users of its own, as files run in parallel against one app:
+ * ada and ben (auth-flow), pia and quin (the browser test), rex and sue (log hygiene).
  */
 export const TEST_USERS = [
   ...defaultTestUsers,

@@ -1,0 +1,99 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { HttpHandler, HttpRequest, HttpResponseInit } from '@azure/functions';
+import { problemResponse, SECURITY_HEADERS } from './problem-response';
+
+/**
+ * The page's files. `src/web/` is two levels above both `src/lib/` and the compiled `dist/lib/`,
+ * so `func start`, the local host, the tests and a deployed package (`.funcignore` drops only the
+ * TypeScript) all find it without a copy step.
+ */
+export const WEB_ROOT = path.resolve(__dirname, '..', '..', 'src', 'web');
+
+const PAGE = 'index.html';
+/** Served under `/static/<name>`; nothing else in the folder is reachable. */
+const STATIC_FILES: Readonly<Record<string, string>> = {
+  'app.js': 'text/javascript; charset=utf-8',
+  'app.css': 'text/css; charset=utf-8',
+  'favicon.svg': 'image/svg+xml',
+};
+
+interface WebFile {
+  readonly body: Buffer;
+  readonly contentType: string;
+  readonly etag: string;
+}
+
+/**
+ * Only this origin's script, style and API, and form posts to this app and to the IdP: Chrome
+ * checks `form-action` on the redirect that follows a form post, and sign-out's 303 goes to the
+ * IdP's end-session endpoint on the authority's host.
+ */
+export function pageContentSecurityPolicy(authority: string): string {
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "connect-src 'self'",
+    "img-src 'self'",
+    `form-action 'self' ${new URL(authority).origin}`,
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+  ].join('; ');
+}
+
+function load(root: string, name: string, contentType: string): WebFile {
+  const body = readFileSync(path.join(root, name));
+  const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
+  return { body, contentType, etag };
+}
+
+/**
+ * The web page and its static files, read once at start-up (a missing file stops the app there,
+ * not at the first visit). Revalidated on every use (`no-cache` + ETag) since the names carry no
+ * version: a deployment takes effect at once and an unchanged file costs a 304.
+ */
+export class WebSite {
+  private readonly page: WebFile;
+  private readonly staticFiles: ReadonlyMap<string, WebFile>;
+  private readonly headers: Readonly<Record<string, string>>;
+
+  constructor(authority: string, root = WEB_ROOT) {
+    this.page = load(root, PAGE, 'text/html; charset=utf-8');
+    this.staticFiles = new Map(
+      Object.entries(STATIC_FILES).map(([name, type]) => [name, load(root, name, type)]),
+    );
+    this.headers = {
+      ...SECURITY_HEADERS,
+      'Content-Security-Policy': pageContentSecurityPolicy(authority),
+      // Not `no-referrer`: under it a browser sends `Origin: null` with a form post (Fetch
+      // standard), and the sign-out form's origin check would refuse it. `same-origin` keeps the
+      // Origin for this app and still sends other sites no referrer.
+      'Referrer-Policy': 'same-origin',
+      'Cache-Control': 'no-cache',
+    };
+  }
+
+  readonly pageHandler: HttpHandler = (request) => Promise.resolve(this.serve(request, this.page));
+
+  readonly staticFileHandler: HttpHandler = (request) => {
+    const file = this.staticFiles.get(request.params.name ?? '');
+    if (file === undefined) {
+      return Promise.resolve(
+        problemResponse({ status: 404, title: 'Not found', detail: 'There is no such file.' }),
+      );
+    }
+    return Promise.resolve(this.serve(request, file));
+  };
+
+  private serve(request: HttpRequest, file: WebFile): HttpResponseInit {
+    const headers = { ...this.headers, ETag: file.etag };
+    if (request.headers.get('if-none-match') === file.etag) return { status: 304, headers };
+    return {
+      status: 200,
+      headers: { ...headers, 'Content-Type': file.contentType },
+      body: file.body,
+    };
+  }
+}

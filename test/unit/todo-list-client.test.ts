@@ -1,0 +1,150 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  TodoListClient,
+  TodoListTimeoutError,
+  TodoListUnreachableError,
+} from '../../src/lib/todo-list-client.ts';
+
+interface TestServer {
+  readonly origin: string;
+  readonly connections: () => number;
+  readonly requests: http.IncomingMessage[];
+  close(): Promise<void>;
+}
+
+const servers: TestServer[] = [];
+
+async function serve(
+  handle: (request: http.IncomingMessage, response: http.ServerResponse, index: number) => void,
+): Promise<TestServer> {
+  const requests: http.IncomingMessage[] = [];
+  let connections = 0;
+  const server = http.createServer((request, response) => {
+    requests.push(request);
+    handle(request, response, requests.length);
+  });
+  server.on('connection', () => (connections += 1));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const testServer: TestServer = {
+    origin: `http://127.0.0.1:${port}`,
+    connections: () => connections,
+    requests,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  servers.push(testServer);
+  return testServer;
+}
+
+function json(response: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { 'Content-Type': 'application/json' }).end(text);
+}
+
+const request = { method: 'GET', id: undefined, body: undefined, accessToken: 'at' } as const;
+
+afterEach(async () => {
+  for (const server of servers.splice(0)) await server.close();
+});
+
+describe('TodoListClient', () => {
+  it('reuses one kept-alive connection across requests', async () => {
+    const api = await serve((_request, response) => json(response, 200, []));
+    const client = new TodoListClient({ endpoint: `${api.origin}/api/todolist`, timeoutMs: 2000 });
+    for (let index = 0; index < 5; index += 1) {
+      expect((await client.send(request)).status).toBe(200);
+    }
+    expect(api.requests).toHaveLength(5);
+    expect(api.connections()).toBe(1);
+  });
+
+  it('builds the URL from the endpoint and the encoded id only', async () => {
+    const api = await serve((_request, response) => json(response, 200, {}));
+    const client = new TodoListClient({ endpoint: `${api.origin}/api/todolist`, timeoutMs: 2000 });
+    await client.send({ ...request, id: 'a-b_C9' });
+    await client.send({ ...request, method: 'PUT', id: 'x', body: { description: 'd' } });
+    expect(api.requests.map(({ method, url }) => `${method} ${url}`)).toEqual([
+      'GET /api/todolist/a-b_C9',
+      'PUT /api/todolist/x',
+    ]);
+    expect(api.requests[1]?.headers).toMatchObject({
+      authorization: 'Bearer at',
+      accept: 'application/json',
+      'content-type': 'application/json',
+    });
+    expect(api.requests[0]?.headers['user-agent']).toBeUndefined();
+  });
+
+  it('hands a redirect back instead of following it', async () => {
+    const elsewhere = await serve((_request, response) => json(response, 200, {}));
+    const api = await serve((_request, response) =>
+      response.writeHead(302, { Location: `${elsewhere.origin}/steal` }).end(),
+    );
+    const client = new TodoListClient({ endpoint: `${api.origin}/api/todolist`, timeoutMs: 2000 });
+    const answer = await client.send(request);
+    expect(answer.status).toBe(302);
+    expect(elsewhere.requests).toHaveLength(0);
+  });
+
+  it('ignores HTTP_PROXY and friends: requests go to the endpoint only', async () => {
+    const proxy = await serve((_request, response) => json(response, 200, ['from the proxy']));
+    const api = await serve((_request, response) => json(response, 200, []));
+    const saved = { HTTP_PROXY: process.env.HTTP_PROXY, http_proxy: process.env.http_proxy };
+    process.env.HTTP_PROXY = proxy.origin;
+    process.env.http_proxy = proxy.origin;
+    try {
+      const client = new TodoListClient({
+        endpoint: `${api.origin}/api/todolist`,
+        timeoutMs: 2000,
+      });
+      expect((await client.send(request)).body.toString()).toBe('[]');
+    } finally {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+    expect(proxy.requests).toHaveLength(0);
+  });
+
+  it('has one deadline for the whole exchange, even against a server that trickles', async () => {
+    const api = await serve((_request, response) => {
+      response.writeHead(200, { 'Content-Type': 'application/json' });
+      response.write('[');
+      const timer = setInterval(() => response.write(' '), 50);
+      response.on('close', () => clearInterval(timer));
+    });
+    const client = new TodoListClient({ endpoint: `${api.origin}/api/todolist`, timeoutMs: 400 });
+    const started = performance.now();
+    await expect(client.send(request)).rejects.toBeInstanceOf(TodoListTimeoutError);
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
+  it('retries an idempotent call once on a kept-alive connection the server dropped', async () => {
+    // The second request finds its reused connection reset, as when a server closes it while idle.
+    const api = await serve((request, response, index) => {
+      if (index === 2) request.socket.destroy();
+      else json(response, 200, [index]);
+    });
+    const client = new TodoListClient({ endpoint: `${api.origin}/api/todolist`, timeoutMs: 2000 });
+    await client.send(request);
+    expect((await client.send(request)).body.toString()).toBe('[3]');
+
+    // A POST is not replayed: the API may have acted on it.
+    const post = await serve((request, response, index) => {
+      if (index === 2) request.socket.destroy();
+      else json(response, 201, {});
+    });
+    const writer = new TodoListClient({ endpoint: `${post.origin}/api/todolist`, timeoutMs: 2000 });
+    const create = { ...request, method: 'POST', body: { description: 'd' } } as const;
+    await writer.send(create);
+    await expect(writer.send(create)).rejects.toBeInstanceOf(TodoListUnreachableError);
+    expect(post.requests).toHaveLength(2);
+  });
+});
