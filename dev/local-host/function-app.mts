@@ -9,6 +9,7 @@
 // the handler's result (HttpResponse, `jsonBody`, `cookies`, ...) back into RPC data, exactly as under
 // the real worker. The local host only speaks that RPC shape, so behaviour stays the library's.
 
+import { randomBytes } from 'node:crypto';
 import { existsSync, globSync, readFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import path from 'node:path';
@@ -105,7 +106,10 @@ type InvocationState = 'preInvocationHooks' | 'invocation' | 'postInvocationHook
 
 interface CoreInvocationContext {
   invocationId: string;
-  request: { inputData: { name: string; data: TypedData }[] };
+  request: {
+    inputData: { name: string; data: TypedData }[];
+    traceContext: { traceParent: string; traceState: string; attributes: Record<string, string> };
+  };
   metadata: { name: string; bindings: Record<string, BindingInfo> };
   state: InvocationState;
   log: LogSink;
@@ -275,7 +279,16 @@ export async function loadFunctionApp(appRoot: string): Promise<FunctionApp> {
       // The sequence of the worker's InvocationHandler.ts.
       const coreCtx: CoreInvocationContext = {
         invocationId,
-        request: { inputData: [{ name: fn.triggerBindingName, data: triggerInput }] },
+        request: {
+          inputData: [{ name: fn.triggerBindingName, data: triggerInput }],
+          // Like the host, every invocation is a span of its own trace (W3C traceparent), which the
+          // app's telemetry parents its spans to.
+          traceContext: {
+            traceParent: `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`,
+            traceState: '',
+            attributes: {},
+          },
+        },
         metadata: { name: fn.name, bindings: fn.bindings },
         state: undefined,
         log,

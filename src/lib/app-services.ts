@@ -3,6 +3,7 @@ import { getConfig, type AppConfig } from './config';
 import { KeyRing } from './key-ring';
 import { SessionStore } from './session-store';
 import { SignInFlow } from './sign-in-flow';
+import { startTelemetry } from './telemetry';
 import { createTableClient, TokenTable } from './table-storage';
 import { TokenCacheStore } from './token-cache-store';
 import { TokenService, type Logger } from './token-service';
@@ -58,6 +59,10 @@ let services: AppServices | undefined;
  * with the config error rather than at the first request.
  */
 export function getAppServices(): AppServices {
-  services ??= createAppServices(getConfig());
+  if (services === undefined) {
+    const config = getConfig();
+    startTelemetry(config.telemetry);
+    services = createAppServices(config);
+  }
   return services;
 }

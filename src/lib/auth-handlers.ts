@@ -8,6 +8,7 @@ import { jsonResponse, problemResponse, SECURITY_HEADERS } from './problem-respo
 import { constantTimeEquals, hasCsrfHeader, isSameOriginRequest } from './request-checks';
 import type { Session } from './session-store';
 import { SignInFailedError, type SignInFailure } from './sign-in-flow';
+import { emitEvent } from './telemetry-events';
 
 // A sign-out form carries one short field: anything bigger is not ours.
 const MAX_FORM_BYTES = 4096;
@@ -82,7 +83,7 @@ export function createRedirectHandler({ signInFlow }: AppServices): HttpHandler 
         readCookie(request, SIGN_IN_COOKIE),
         readCookie(request, SESSION_COOKIE),
       );
-      context.log('sign-in completed');
+      emitEvent({ event: 'SignInCompleted' });
       return redirect(302, completed.returnTo, completed.cookies);
     } catch (error) {
       if (!(error instanceof SignInFailedError)) {
@@ -90,9 +91,11 @@ export function createRedirectHandler({ signInFlow }: AppServices): HttpHandler 
         context.warn(`sign-in callback: ${(error as Error).message}`);
         return page;
       }
-      context.warn(
-        `sign-in failed: ${error.failure}${error.idpError ? ` (${error.idpError})` : ''}`,
-      );
+      emitEvent({
+        event: 'SignInFailed',
+        failure: error.failure,
+        ...(error.idpError === undefined ? {} : { idpError: error.idpError }),
+      });
       const response = messagePageResponse({
         status: 400,
         title: 'Sign-in did not complete',
@@ -180,7 +183,7 @@ export function createSignOutHandler({
       } else {
         await sessions.deleteAllFor(session.homeAccountId);
         await tokenService.removeUser(session.homeAccountId);
-        context.log('signed out');
+        emitEvent({ event: 'SignedOut' });
       }
       const cleared = [
         expiredCookie(SESSION_COOKIE, 'Strict'),

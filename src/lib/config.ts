@@ -26,6 +26,8 @@ export const SETTING_NAMES = [
   'SESSION_KEYS',
   'SESSION_IDLE_MINUTES',
   'SESSION_ABSOLUTE_HOURS',
+  'APPLICATIONINSIGHTS_CONNECTION_STRING',
+  'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
 ] as const;
 
 export type SettingName = (typeof SETTING_NAMES)[number];
@@ -35,6 +37,16 @@ export type Environment = Readonly<Record<string, string | undefined>>;
 export type TableStorageConnection =
   | { readonly kind: 'connectionString'; readonly connectionString: string }
   | { readonly kind: 'identity'; readonly tableServiceUri: string; readonly clientId?: string };
+
+/** Where the app's own spans go (Application Insights); absent, telemetry stays off. */
+export interface TelemetrySettings {
+  readonly connectionString: string;
+  /**
+   * Ingestion authenticated with Entra ID as the app's managed identity (`Authorization=AAD` in
+   * APPLICATIONINSIGHTS_AUTHENTICATION_STRING), the user-assigned one when `clientId` is given.
+   */
+  readonly managedIdentity?: { readonly clientId?: string };
+}
 
 export interface AppConfig {
   /** The authority MSAL talks to, always ending in `/`. */
@@ -63,6 +75,8 @@ export interface AppConfig {
     readonly idleMinutes: number;
     readonly absoluteHours: number;
   };
+  /** Absent without APPLICATIONINSIGHTS_CONNECTION_STRING (locally, in tests). */
+  readonly telemetry?: TelemetrySettings;
 }
 
 export const DEFAULT_TOKEN_CACHE_TABLE = 'tokencache';
@@ -232,6 +246,38 @@ function readTableName(settings: SettingsReader): string {
   return tableName;
 }
 
+/**
+ * The Functions host's own format (`Authorization=AAD;ClientId=<guid>`), so the host and the app
+ * authenticate their telemetry the same way from one setting.
+ */
+function readTelemetry(settings: SettingsReader): TelemetrySettings | undefined {
+  const connectionString = settings.optional('APPLICATIONINSIGHTS_CONNECTION_STRING');
+  if (connectionString === undefined) return undefined;
+  const authentication = settings.optional('APPLICATIONINSIGHTS_AUTHENTICATION_STRING');
+  if (authentication === undefined) return { connectionString };
+  const fields = new Map(
+    authentication
+      .split(';')
+      .filter((part) => part.trim() !== '')
+      .map((part) => {
+        const separator = part.indexOf('=');
+        return [part.slice(0, separator).trim().toLowerCase(), part.slice(separator + 1).trim()];
+      }),
+  );
+  if (fields.get('authorization')?.toUpperCase() !== 'AAD') {
+    settings.problem(
+      'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
+      'must be "Authorization=AAD" or "Authorization=AAD;ClientId=<client id>"',
+    );
+    return undefined;
+  }
+  const clientId = fields.get('clientid');
+  return {
+    connectionString,
+    managedIdentity: clientId === undefined || clientId === '' ? {} : { clientId },
+  };
+}
+
 /** Validates every setting and returns the config, or throws one `ConfigError` listing all problems. */
 export function loadConfig(env: Environment): AppConfig {
   const settings = new SettingsReader(env);
@@ -264,6 +310,7 @@ export function loadConfig(env: Environment): AppConfig {
     1,
     REFRESH_TOKEN_LIFETIME_DAYS * 24,
   );
+  const telemetry = readTelemetry(settings);
   if (idleMinutes > absoluteHours * 60) {
     settings.problem('SESSION_IDLE_MINUTES', 'must not be longer than SESSION_ABSOLUTE_HOURS');
   }
@@ -281,6 +328,7 @@ export function loadConfig(env: Environment): AppConfig {
     todoList: { endpoint: endpoint.replace(/\/+$/, ''), readScope, readWriteScope, timeoutMs },
     tokenCache: { connection, tableName, keys: tokenCacheKeys, retentionDays },
     session: { keys: sessionKeys, idleMinutes, absoluteHours },
+    ...(telemetry === undefined ? {} : { telemetry }),
   };
 }
 

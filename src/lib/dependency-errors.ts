@@ -1,4 +1,5 @@
 import { IdpRejectedError, IdpUnavailableError, TokenStoreUnavailableError } from './errors';
+import { emitEvent } from './telemetry-events';
 
 /** Seconds a client should wait after a transient failure of the IdP or the token store. */
 export const RETRY_AFTER_SECONDS = 5;
@@ -12,10 +13,12 @@ export interface DependencyFailure {
 
 /**
  * The answer for a failing dependency, or undefined when `error` is not one: the IdP or the token
- * store unavailable is transient (503, retry later); the IdP refusing this app is a 502.
+ * store unavailable is transient (503, retry later); the IdP refusing this app is a 502. Each
+ * failure answered is also reported as a `DependencyFailed` event.
  */
 export function dependencyFailure(error: unknown): DependencyFailure | undefined {
   if (error instanceof TokenStoreUnavailableError) {
+    emitEvent({ event: 'DependencyFailed', dependency: 'token_store', error: error.name });
     return {
       status: 503,
       title: 'Service unavailable',
@@ -24,6 +27,7 @@ export function dependencyFailure(error: unknown): DependencyFailure | undefined
     };
   }
   if (error instanceof IdpUnavailableError) {
+    emitEvent({ event: 'DependencyFailed', dependency: 'identity_provider', error: error.name });
     return {
       status: 503,
       title: 'Service unavailable',
@@ -32,6 +36,12 @@ export function dependencyFailure(error: unknown): DependencyFailure | undefined
     };
   }
   if (error instanceof IdpRejectedError) {
+    emitEvent({
+      event: 'DependencyFailed',
+      dependency: 'identity_provider',
+      error: error.name,
+      code: error.errorCode,
+    });
     return {
       status: 502,
       title: 'Bad gateway',

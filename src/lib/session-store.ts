@@ -4,6 +4,7 @@ import { TokenStoreUnavailableError } from './errors';
 import { UnreadableSealError, type KeyRing } from './key-ring';
 import { partitionKeyOf } from './partition-key';
 import { statusOf, type TokenTable } from './table-storage';
+import { TOKEN_CACHE_ROW_KEY, type StoredEntity } from './token-cache-store';
 import type { SignedInUser } from './token-service';
 
 const SESSION_ROW_PREFIX = 'session.';
@@ -28,6 +29,8 @@ export interface Session {
   readonly expiresAt: Date;
   /** When the session ends if unused. */
   readonly idleExpiresAt: Date;
+  /** The user's token-cache row (null: none), when read with the session. */
+  readonly tokenCacheRow?: StoredEntity | null;
 }
 
 export interface NewSession {
@@ -107,22 +110,27 @@ export class SessionStore {
 
   /**
    * The live session a cookie refers to, or undefined for a forged, garbled, expired or revoked one.
-   * Renews the idle deadline at most once per tenth of the idle lifetime, so steady traffic does
-   * not write on every request.
+   * With `withTokenCache`, the same query also returns the user's token-cache row, so a proxied
+   * call costs one round trip. Renews the idle deadline at most once per tenth of the idle
+   * lifetime, so steady traffic does not write on every request.
    */
-  async resolve(cookieValue: string | undefined): Promise<Session | undefined> {
+  async resolve(
+    cookieValue: string | undefined,
+    { withTokenCache = false } = {},
+  ): Promise<Session | undefined> {
     const reference = this.open(cookieValue);
     if (reference === undefined) return undefined;
     const rowKey = rowKeyOf(reference.s);
-    let entity: SessionEntity & { etag: string };
-    try {
-      await this.table.ensureExists();
-      entity = await this.table.client.getEntity<SessionEntity>(reference.p, rowKey);
-    } catch (error) {
-      if (statusOf(error) === 404) return undefined;
-      throw new TokenStoreUnavailableError('The session store did not answer', { cause: error });
-    }
-    const session = this.toSession(reference.p, entity);
+    const rows = await this.readRows(
+      reference.p,
+      withTokenCache ? [rowKey, TOKEN_CACHE_ROW_KEY] : [rowKey],
+    );
+    const entity = rows.get(rowKey) as (SessionEntity & StoredEntity) | undefined;
+    if (entity === undefined) return undefined;
+    const session: Session = {
+      ...this.toSession(reference.p, entity),
+      ...(withTokenCache ? { tokenCacheRow: rows.get(TOKEN_CACHE_ROW_KEY) ?? null } : {}),
+    };
     const now = this.now();
     if (now >= session.expiresAt.getTime() || now >= session.idleExpiresAt.getTime()) {
       await this.deleteRow(reference.p, rowKey);
@@ -136,6 +144,28 @@ export class SessionStore {
       };
     }
     return session;
+  }
+
+  /** The partition's rows with these row keys, in one query. */
+  private async readRows(
+    partitionKey: string,
+    rowKeys: readonly string[],
+  ): Promise<Map<string, StoredEntity>> {
+    const rows = new Map<string, StoredEntity>();
+    try {
+      await this.table.ensureExists();
+      const rowFilter = rowKeys.map((rowKey) => odata`RowKey eq ${rowKey}`).join(' or ');
+      const query = this.table.client.listEntities<Record<string, unknown>>({
+        queryOptions: { filter: `${odata`PartitionKey eq ${partitionKey}`} and (${rowFilter})` },
+      });
+      for await (const row of query) {
+        if (row.rowKey !== undefined) rows.set(row.rowKey, row);
+      }
+    } catch (error) {
+      if (statusOf(error) === 404) return rows;
+      throw new TokenStoreUnavailableError('The session store did not answer', { cause: error });
+    }
+    return rows;
   }
 
   /** Ends the session the cookie refers to, if any. */

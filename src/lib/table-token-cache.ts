@@ -5,6 +5,7 @@ import { partitionKeyOf } from './partition-key';
 import {
   ConcurrentUpdateError,
   UnreadableCacheError,
+  type StoredEntity,
   type TokenCacheStore,
 } from './token-cache-store';
 
@@ -31,10 +32,17 @@ export class TableTokenCache implements ICachePlugin {
   /** The store's failure, kept because MSAL may wrap what a plugin throws. */
   failure: Error | undefined;
 
-  /** Without a partition key (at sign-in) the cache starts empty and the key comes from the account. */
-  constructor(store: TokenCacheStore, partitionKey?: string) {
+  private readonly preloaded: StoredEntity | null | undefined;
+
+  /**
+   * Without a partition key (at sign-in) the cache starts empty and the key comes from the
+   * account. `preloaded` is the user's row as a query already fetched it (null: it has none), so
+   * the plugin makes no read of its own.
+   */
+  constructor(store: TokenCacheStore, partitionKey?: string, preloaded?: StoredEntity | null) {
     this.store = store;
     this.partitionKey = partitionKey;
+    this.preloaded = preloaded;
   }
 
   async beforeCacheAccess(context: TokenCacheContext): Promise<void> {
@@ -42,7 +50,12 @@ export class TableTokenCache implements ICachePlugin {
     const partitionKey = this.partitionKey;
     await this.guard(async () => {
       try {
-        const row = await this.store.read(partitionKey);
+        const row =
+          this.preloaded === undefined
+            ? await this.store.read(partitionKey)
+            : this.preloaded === null
+              ? undefined
+              : this.store.fromEntity(partitionKey, this.preloaded);
         if (row !== undefined) {
           this.base = row.serialized;
           this.etag = row.etag;

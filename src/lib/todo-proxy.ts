@@ -20,6 +20,7 @@ import {
   TodoListUnreachableError,
   type TodoListResponse,
 } from './todo-list-client';
+import { emitEvent } from './telemetry-events';
 import { isTodoId, parseTodoCall, type TodoCall } from './todo-request';
 import type { TokenService } from './token-service';
 
@@ -137,8 +138,11 @@ export function createTodoProxyHandler(
     const scope =
       call.method === 'GET' ? config.todoList.readScope : config.todoList.readWriteScope;
     const send = async (forceRefresh: boolean) => {
+      // The row read with the session serves the first attempt; a retry reads it afresh, as the
+      // first attempt may have written it.
       const token = await tokenService.acquireToken(session.homeAccountId, [scope], {
         forceRefresh,
+        ...(forceRefresh ? {} : { tokenCacheRow: session.tokenCacheRow }),
       });
       return client.send({ ...call, accessToken: token.accessToken });
     };
@@ -163,7 +167,7 @@ export function createTodoProxyHandler(
     if (!call.ok) return call.response;
 
     const cookie = readCookie(request, SESSION_COOKIE);
-    const session = await sessions.resolve(cookie);
+    const session = await sessions.resolve(cookie, { withTokenCache: true });
     if (session === undefined) {
       return signInRequired('Sign in to use your to-do list.', cookie !== undefined);
     }
@@ -206,7 +210,7 @@ function failure(error: unknown, context: InvocationContext): HttpResponseInit {
     });
   }
   if (error instanceof TodoListTimeoutError) {
-    context.warn(`todos: ${error.message}`);
+    emitEvent({ event: 'DependencyFailed', dependency: 'todo_list_api', error: error.name });
     return problemResponse({
       status: 504,
       title: 'Gateway timeout',
@@ -214,7 +218,12 @@ function failure(error: unknown, context: InvocationContext): HttpResponseInit {
     });
   }
   if (error instanceof TodoListUnreachableError) {
-    context.warn(`todos: ${error.message}`);
+    emitEvent({
+      event: 'DependencyFailed',
+      dependency: 'todo_list_api',
+      error: error.name,
+      code: error.code,
+    });
     return problemResponse({
       status: 502,
       title: 'Bad gateway',

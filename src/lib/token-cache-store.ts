@@ -39,6 +39,9 @@ export class UnreadableCacheError extends Error {
   }
 }
 
+/** A row as Table Storage returned it. */
+export type StoredEntity = TableEntityResult<Record<string, unknown>>;
+
 interface CacheEntity {
   Version: number;
   Chunks: number;
@@ -74,13 +77,21 @@ export class TokenCacheStore {
   /** The user's cache, or undefined when the user has none. */
   async read(partitionKey: string): Promise<CacheRow | undefined> {
     await this.table.ensureExists();
-    let entity: TableEntityResult<Record<string, unknown>>;
+    let entity: StoredEntity;
     try {
       entity = await this.table.client.getEntity(partitionKey, TOKEN_CACHE_ROW_KEY);
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
       throw storeFailure(error);
     }
+    return this.fromEntity(partitionKey, entity);
+  }
+
+  /**
+   * The cache held by a row another query already fetched (e.g. beside the user's session), so a
+   * request costs one round trip. Throws `UnreadableCacheError` for a row that does not open.
+   */
+  fromEntity(partitionKey: string, entity: StoredEntity): CacheRow {
     try {
       return { serialized: this.open(partitionKey, entity), etag: entity.etag };
     } catch (error) {

@@ -16,8 +16,9 @@ import {
   TokenStoreUnavailableError,
 } from './errors';
 import { partitionKeyOf } from './partition-key';
+import { emitEvent } from './telemetry-events';
 import { TableTokenCache } from './table-token-cache';
-import type { TokenCacheStore } from './token-cache-store';
+import type { StoredEntity, TokenCacheStore } from './token-cache-store';
 
 /** Where the token service reports what an operator should see; never given a token. */
 export interface Logger {
@@ -59,6 +60,13 @@ export interface SignedInUser {
   readonly username: string;
   /** Entra's `login_hint` claim, for a sign-out without an account picker. */
   readonly loginHint: string | undefined;
+}
+
+export interface AcquireOptions {
+  /** Skip the cached access token and redeem the refresh token. */
+  readonly forceRefresh?: boolean;
+  /** The user's token-cache row, already read with the session (null: the user has none). */
+  readonly tokenCacheRow?: StoredEntity | null;
 }
 
 export interface AccessToken {
@@ -149,13 +157,13 @@ export class TokenService {
   acquireToken(
     homeAccountId: string,
     scopes: readonly string[],
-    { forceRefresh = false } = {},
+    { forceRefresh = false, tokenCacheRow }: AcquireOptions = {},
   ): Promise<AccessToken> {
     const key = `${homeAccountId}\n${[...scopes].sort().join(' ')}\n${forceRefresh}`;
     let pending = this.inFlight.get(key);
     if (pending === undefined) {
-      pending = this.acquireSilently(homeAccountId, scopes, forceRefresh).finally(() =>
-        this.inFlight.delete(key),
+      pending = this.acquireSilently(homeAccountId, scopes, forceRefresh, tokenCacheRow).finally(
+        () => this.inFlight.delete(key),
       );
       this.inFlight.set(key, pending);
     }
@@ -171,8 +179,13 @@ export class TokenService {
     homeAccountId: string,
     scopes: readonly string[],
     forceRefresh: boolean,
+    tokenCacheRow: StoredEntity | null | undefined,
   ): Promise<AccessToken> {
-    const cache = new TableTokenCache(this.options.store, partitionKeyOf(homeAccountId));
+    const cache = new TableTokenCache(
+      this.options.store,
+      partitionKeyOf(homeAccountId),
+      tokenCacheRow,
+    );
     const client = await this.client(cache);
     try {
       const account = await client.getTokenCache().getAccountByHomeId(homeAccountId);
@@ -191,11 +204,13 @@ export class TokenService {
         scopes: [...scopes],
         forceRefresh,
       });
+      if (!result.fromCache) emitEvent({ event: 'TokenRefreshed', forced: forceRefresh });
       return { accessToken: result.accessToken, expiresOn: result.expiresOn };
     } catch (error) {
       const translated = translate(error, cache, scopes);
-      if (translated instanceof SignInRequiredError && translated.reason === 'refresh_rejected') {
-        await cache.deleteRow();
+      if (translated instanceof SignInRequiredError) {
+        emitEvent({ event: 'SignInRequired', reason: translated.reason });
+        if (translated.reason === 'refresh_rejected') await cache.deleteRow();
       }
       throw translated;
     }

@@ -165,6 +165,22 @@ describe('TokenService with real MSAL, the emulator and Azurite', () => {
     });
   });
 
+  it('serves a session and a valid token with one Table round trip in all', async () => {
+    const signedIn = await signIn(services.tokenService, users[0]!);
+    const { cookieValue } = await services.sessions.create(signedIn);
+    counter.reset();
+    emulator.resetCounters();
+    const session = await services.sessions.resolve(cookieValue, { withTokenCache: true });
+    expect(session?.tokenCacheRow).toBeTruthy();
+    const token = await services.tokenService.acquireToken(signedIn.homeAccountId, [readScope], {
+      tokenCacheRow: session?.tokenCacheRow ?? null,
+    });
+    expect(token.accessToken).toBeTruthy();
+    expect(counter.reads).toBe(1);
+    expect(counter.writes).toBe(0);
+    expect(emulator.counters().token).toEqual({ authorization_code: 0, refresh_token: 0 });
+  });
+
   it('an expired token makes exactly 1 token call and 1 conditional write', async () => {
     const { homeAccountId } = await signIn(services.tokenService, users[1]!);
     await expireAccessTokens(homeAccountId);
@@ -207,7 +223,12 @@ describe('TokenService with real MSAL, the emulator and Azurite', () => {
       const lines = createInterface({ input: child.stdout });
       const next = () =>
         new Promise<string>((resolve, reject) => {
-          lines.once('line', resolve);
+          const onLine = (line: string) => {
+            if (!line.startsWith('worker:')) return;
+            lines.off('line', onLine);
+            resolve(line.slice('worker:'.length));
+          };
+          lines.on('line', onLine);
           child.once('exit', (code) => reject(new Error(`worker exited with ${code}`)));
         });
       return { child, next };

@@ -160,6 +160,36 @@ describe('loadConfig', () => {
     ).toEqual(['SESSION_IDLE_MINUTES must not be longer than SESSION_ABSOLUTE_HOURS']);
   });
 
+  it('turns telemetry on with a connection string, authenticated as the managed identity', () => {
+    const connectionString = 'InstrumentationKey=00000000-0000-4000-8000-000000000001';
+    expect(loadConfig(validEnv()).telemetry).toBeUndefined();
+    expect(
+      loadConfig(validEnv({ APPLICATIONINSIGHTS_CONNECTION_STRING: connectionString })).telemetry,
+    ).toEqual({ connectionString });
+    const withIdentity = (authentication: string) =>
+      loadConfig(
+        validEnv({
+          APPLICATIONINSIGHTS_CONNECTION_STRING: connectionString,
+          APPLICATIONINSIGHTS_AUTHENTICATION_STRING: authentication,
+        }),
+      ).telemetry;
+    expect(withIdentity('Authorization=AAD;ClientId=0c1d')).toEqual({
+      connectionString,
+      managedIdentity: { clientId: '0c1d' },
+    });
+    expect(withIdentity('authorization=aad')).toEqual({ connectionString, managedIdentity: {} });
+    expect(
+      problemsOf(
+        validEnv({
+          APPLICATIONINSIGHTS_CONNECTION_STRING: connectionString,
+          APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=Key',
+        }),
+      ),
+    ).toEqual([
+      'APPLICATIONINSIGHTS_AUTHENTICATION_STRING must be "Authorization=AAD" or "Authorization=AAD;ClientId=<client id>"',
+    ]);
+  });
+
   it('exports the names of every setting it reads', () => {
     expect(SETTING_NAMES).toContain('TOKEN_CACHE_STORAGE__tableServiceUri');
     expect(new Set(SETTING_NAMES).size).toBe(SETTING_NAMES.length);
