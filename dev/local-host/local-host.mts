@@ -80,9 +80,26 @@ export async function createLocalHost(
     }
   }
 
+  /**
+   * The request's absolute URL. The target is appended to the origin rather than resolved against
+   * it, so `//host/x` stays a path on this host, as the Functions host reads it.
+   */
+  function requestUrl(req: http.IncomingMessage): URL | undefined {
+    const target = req.url ?? '/';
+    try {
+      return new URL(
+        target.startsWith('/') ? `http://${req.headers.host ?? 'localhost'}${target}` : target,
+      );
+    } catch {
+      return undefined;
+    }
+  }
+
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
-    const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
+    const url = requestUrl(req);
+    // Kestrel answers an unparseable request target or Host header with 400, before any function.
+    if (url === undefined) return send(res, 400);
 
     // Core Tools' way to run a non-HTTP function by hand: 202 at once, the function runs after.
     const admin = /^\/admin\/functions\/([^/]+)$/i.exec(url.pathname);

@@ -17,5 +17,9 @@ export function safeReturnTo(raw: string | null | undefined): string {
     return '/';
   }
   if (url.origin !== BASE) return '/';
-  return `${url.pathname}${url.search}`;
+  // Percent-encoding can grow the input several times over; the result must still fit in the
+  // sign-in cookie (browsers keep about 4 KB a cookie).
+  // Dot segments fold away only now (`/.//host` becomes `//host`), so the result is checked again.
+  const path = `${url.pathname}${url.search}`;
+  return path.length > MAX_LENGTH || path.startsWith('//') ? '/' : path;
 }

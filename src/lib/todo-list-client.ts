@@ -34,7 +34,8 @@ export interface TodoListRequest {
   readonly method: TodoMethod;
   /** Undefined for the collection. Must already be validated: it is only percent-encoded here. */
   readonly id: string | undefined;
-  readonly body: unknown;
+  /** JSON text, already validated; sent as it came rather than re-serialized. */
+  readonly body: string | undefined;
   readonly accessToken: string;
 }
 
@@ -119,7 +120,7 @@ export class TodoListClient {
           'User-Agent': false,
           ...(withBody ? { 'Content-Type': 'application/json' } : {}),
         },
-        ...(withBody ? { data: JSON.stringify(request.body) } : {}),
+        ...(withBody ? { data: request.body } : {}),
         signal,
       });
       return {

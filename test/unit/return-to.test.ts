@@ -25,6 +25,9 @@ describe('safeReturnTo', () => {
     '/\t/evil.example',
     '/\n/evil.example',
     '/%00',
+    '/.//evil.example',
+    '/a/..//evil.example',
+    '/%2e//evil.example',
     '',
     `/${'a'.repeat(3000)}`,
   ])('falls back to / for %j', (raw) => {

@@ -68,7 +68,12 @@ describe('TodoListClient', () => {
     const api = await serve((_request, response) => json(response, 200, {}));
     const client = new TodoListClient({ endpoint: `${api.origin}/api/todolist`, timeoutMs: 2000 });
     await client.send({ ...request, id: 'a-b_C9' });
-    await client.send({ ...request, method: 'PUT', id: 'x', body: { description: 'd' } });
+    await client.send({
+      ...request,
+      method: 'PUT',
+      id: 'x',
+      body: JSON.stringify({ description: 'd' }),
+    });
     expect(api.requests.map(({ method, url }) => `${method} ${url}`)).toEqual([
       'GET /api/todolist/a-b_C9',
       'PUT /api/todolist/x',
@@ -142,7 +147,11 @@ describe('TodoListClient', () => {
       else json(response, 201, {});
     });
     const writer = new TodoListClient({ endpoint: `${post.origin}/api/todolist`, timeoutMs: 2000 });
-    const create = { ...request, method: 'POST', body: { description: 'd' } } as const;
+    const create = {
+      ...request,
+      method: 'POST',
+      body: JSON.stringify({ description: 'd' }),
+    } as const;
     await writer.send(create);
     await expect(writer.send(create)).rejects.toBeInstanceOf(TodoListUnreachableError);
     expect(post.requests).toHaveLength(2);
