@@ -10,6 +10,16 @@ export const DEV_IDENTITIES = {
   apiClientId: emulatorDefaults.api.clientId,
 } as const;
 
+/** The web app's registration in the emulator, for an app served at `appOrigin`. */
+export function webAppClient(appOrigin: string, clientSecret: string) {
+  return {
+    clientId: DEV_IDENTITIES.webAppClientId,
+    clientSecret,
+    redirectUris: [`${appOrigin}/auth/redirect`],
+    postLogoutRedirectUris: [`${appOrigin}/`],
+  };
+}
+
 export interface StackEndpoints {
   readonly appOrigin: string;
   readonly authority: string;

@@ -10,7 +10,7 @@ import { startAzurite, type Azurite } from './azurite.mts';
 import { startEntraEmulator, type EntraEmulator } from './entra-emulator/emulator.mts';
 import { isPortFree } from './ports.mts';
 import { startTodoListApi, type TodoListApi } from './todolist-api/todolist-api.mts';
-import { DEV_IDENTITIES, appSettings } from './dev-settings.mts';
+import { DEV_IDENTITIES, appSettings, webAppClient } from './dev-settings.mts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const devDir = path.join(root, '.dev');
@@ -156,14 +156,7 @@ try {
     port: EMULATOR_PORT,
     certDir: path.join(devDir, 'certs'),
     tenantId: DEV_IDENTITIES.tenantId,
-    clients: [
-      {
-        clientId: DEV_IDENTITIES.webAppClientId,
-        clientSecret: secrets.clientSecret,
-        redirectUris: [`${APP_ORIGIN}/auth/redirect`],
-        postLogoutRedirectUris: [`${APP_ORIGIN}/`],
-      },
-    ],
+    clients: [webAppClient(APP_ORIGIN, secrets.clientSecret)],
     api: { clientId: DEV_IDENTITIES.apiClientId },
   });
 

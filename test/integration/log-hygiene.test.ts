@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startAppProcess, type AppProcess } from '../../dev/app-process.mts';
-import { appSettings, DEV_IDENTITIES } from '../../dev/dev-settings.mts';
+import { appSettings, DEV_IDENTITIES, webAppClient } from '../../dev/dev-settings.mts';
 import { loadOrCreateTlsMaterial } from '../../dev/entra-emulator/certificate.mts';
 import { startEntraEmulator, type EntraEmulator } from '../../dev/entra-emulator/emulator.mts';
 import { findFreePort } from '../../dev/ports.mts';
@@ -135,14 +135,7 @@ beforeAll(async () => {
   emulator = await startEntraEmulator({
     certDir,
     tenantId: DEV_IDENTITIES.tenantId,
-    clients: [
-      {
-        clientId: DEV_IDENTITIES.webAppClientId,
-        clientSecret,
-        redirectUris: [`${origin}/auth/redirect`],
-        postLogoutRedirectUris: [`${origin}/`],
-      },
-    ],
+    clients: [webAppClient(origin, clientSecret)],
     api: { clientId: DEV_IDENTITIES.apiClientId },
     users: [user],
     // MSAL renews an access token in its last five minutes: every API call refreshes.

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startAppProcess, type AppProcess } from '../../dev/app-process.mts';
 import { startAzurite, type Azurite } from '../../dev/azurite.mts';
-import { appSettings, DEV_IDENTITIES } from '../../dev/dev-settings.mts';
+import { appSettings, DEV_IDENTITIES, webAppClient } from '../../dev/dev-settings.mts';
 import { startEntraEmulator, type EntraEmulator } from '../../dev/entra-emulator/emulator.mts';
 import { findFreePort } from '../../dev/ports.mts';
 import {
@@ -47,14 +47,7 @@ beforeAll(async () => {
   const clientSecret = randomBytes(24).toString('base64url');
   emulator = await startEntraEmulator({
     certDir: dirname(stack.emulator.caCertPath),
-    clients: [
-      {
-        clientId: DEV_IDENTITIES.webAppClientId,
-        clientSecret,
-        redirectUris: [`${origin}/auth/redirect`],
-        postLogoutRedirectUris: [`${origin}/`],
-      },
-    ],
+    clients: [webAppClient(origin, clientSecret)],
     api: { clientId: DEV_IDENTITIES.apiClientId },
     users,
   });

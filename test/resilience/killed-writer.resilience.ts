@@ -13,7 +13,7 @@ import {
   type TokenCacheStore,
 } from './support/cluster.ts';
 import { report } from './support/report.ts';
-import { TableProxy } from './support/table-proxy.ts';
+import { proxiesFor, TableProxy } from './support/table-proxy.ts';
 import { Traffic, until } from './support/traffic.ts';
 
 // A process killed (SIGKILL) in the middle of writing a token-cache row leaves the row either as
@@ -171,11 +171,7 @@ describe('app processes killed while refreshing tokens', () => {
 
   beforeAll(async () => {
     azurite = await startAzurite();
-    proxies = await Promise.all(
-      Array.from({ length: APPS }, () =>
-        new TableProxy(() => ({ host: '127.0.0.1', port: azurite.tablePort })).listen(),
-      ),
-    );
+    proxies = await proxiesFor(azurite, APPS);
     cluster = await Cluster.start({
       users,
       apps: APPS,

@@ -3,7 +3,8 @@ import { startAzurite, type Azurite } from '../../dev/azurite.mts';
 import type { TestUser } from '../../dev/entra-emulator/emulator.mts';
 import { Cluster, crashLines, privateUsers, type Caller } from './support/cluster.ts';
 import { report } from './support/report.ts';
-import { TableProxy } from './support/table-proxy.ts';
+import type { TableProxy } from './support/table-proxy.ts';
+import { proxiesFor } from './support/table-proxy.ts';
 
 // A 412 storm: six app processes refresh one user's tokens at the same moment, wave after wave,
 // so their conditional writes of the same row keep losing races. Access tokens live 2 minutes,
@@ -25,11 +26,7 @@ let caller: Caller;
 
 beforeAll(async () => {
   azurite = await startAzurite();
-  proxies = await Promise.all(
-    Array.from({ length: APPS }, () =>
-      new TableProxy(() => ({ host: '127.0.0.1', port: azurite.tablePort })).listen(),
-    ),
-  );
+  proxies = await proxiesFor(azurite, APPS);
   cluster = await Cluster.start({
     users: [max],
     apps: APPS,

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
 import { startAppProcess } from '../../dev/app-process.mts';
 import { startAzurite } from '../../dev/azurite.mts';
-import { appSettings, DEV_IDENTITIES } from '../../dev/dev-settings.mts';
+import { appSettings, DEV_IDENTITIES, webAppClient } from '../../dev/dev-settings.mts';
 import { startEntraEmulator } from '../../dev/entra-emulator/emulator.mts';
 import { findFreePort } from '../../dev/ports.mts';
 import { startTodoListApi } from '../../dev/todolist-api/todolist-api.mts';
@@ -34,14 +34,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const clientSecret = randomBytes(24).toString('base64url');
     const emulator = await startEntraEmulator({
       tenantId: DEV_IDENTITIES.tenantId,
-      clients: [
-        {
-          clientId: DEV_IDENTITIES.webAppClientId,
-          clientSecret,
-          redirectUris: [`${appOrigin}/auth/redirect`],
-          postLogoutRedirectUris: [`${appOrigin}/`],
-        },
-      ],
+      clients: [webAppClient(appOrigin, clientSecret)],
       api: { clientId: DEV_IDENTITIES.apiClientId },
       users: TEST_USERS,
     });

@@ -8,7 +8,7 @@ import { TableClient } from '@azure/data-tables';
 import { expect } from 'vitest';
 import { startAppProcess, type AppProcess } from '../../../dev/app-process.mts';
 import { startAzurite, type Azurite } from '../../../dev/azurite.mts';
-import { appSettings, DEV_IDENTITIES } from '../../../dev/dev-settings.mts';
+import { appSettings, DEV_IDENTITIES, webAppClient } from '../../../dev/dev-settings.mts';
 import {
   startEntraEmulator,
   type EntraEmulator,
@@ -133,14 +133,7 @@ export class Cluster {
     try {
       const emulator = await startEntraEmulator({
         certDir: dirname(stack.emulator.caCertPath),
-        clients: [
-          {
-            clientId: DEV_IDENTITIES.webAppClientId,
-            clientSecret,
-            redirectUris: [`${origin}/auth/redirect`],
-            postLogoutRedirectUris: [`${origin}/`],
-          },
-        ],
+        clients: [webAppClient(origin, clientSecret)],
         api: { clientId: DEV_IDENTITIES.apiClientId },
         users: [...options.users],
         ...(options.lifetimes === undefined ? {} : { lifetimes: options.lifetimes }),

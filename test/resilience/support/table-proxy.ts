@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tableConnectionString } from '../../../dev/azurite.mts';
+import { tableConnectionString, type Azurite } from '../../../dev/azurite.mts';
 
 /** What a write passing the proxy is: its method, path and whole body as the client sent them. */
 export interface PendingWrite {
@@ -106,4 +106,13 @@ export class TableProxy {
     upstream.on('error', () => response.destroy());
     upstream.end(body);
   }
+}
+
+/** One proxy per app process in front of the same Azurite, so each process's table traffic is its own. */
+export function proxiesFor(azurite: Azurite, count: number): Promise<TableProxy[]> {
+  return Promise.all(
+    Array.from({ length: count }, () =>
+      new TableProxy(() => ({ host: '127.0.0.1', port: azurite.tablePort })).listen(),
+    ),
+  );
 }
