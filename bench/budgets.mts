@@ -1,0 +1,87 @@
+// Every budget of `npm run bench`, in one place. A run fails (exit code 1) when any is missed, and
+// says which. Change a budget here and in docs/performance.md together.
+
+export interface Budget {
+  /** What is measured, as the report prints it. */
+  readonly label: string;
+  /** The limit, in `unit`. */
+  readonly limit: number;
+  readonly unit: string;
+  /** How an actual value compares with the limit. */
+  readonly rule: 'at most' | 'exactly';
+}
+
+export const BUDGETS = {
+  // 1. Proxy overhead: GET /api/todos through the app minus the same call straight to the API.
+  overheadMedianMs: { label: 'proxy overhead, median', limit: 3, unit: 'ms', rule: 'at most' },
+  overheadP99Ms: { label: 'proxy overhead, p99', limit: 15, unit: 'ms', rule: 'at most' },
+
+  // 2. I/O per proxied request in steady state, counted.
+  tableRoundTripsPerRequest: {
+    label: 'Table round trips per request',
+    limit: 1,
+    unit: '',
+    rule: 'at most',
+  },
+  tableWritesPerRequest: { label: 'Table writes per request', limit: 0, unit: '', rule: 'at most' },
+  idpCallsPerRequest: { label: 'IdP calls per request', limit: 0, unit: '', rule: 'at most' },
+  apiCallsPerRequest: { label: 'API calls per request', limit: 1, unit: '', rule: 'exactly' },
+
+  // 3. Throughput at concurrency 1, 16 and 64 over 4 processes.
+  throughputErrors: { label: 'throughput errors', limit: 0, unit: '', rule: 'at most' },
+
+  // 4. Refresh storm.
+  stormTokenCallsPerUserProcess: {
+    label: 'storm refresh grants per user per process',
+    limit: 1,
+    unit: '',
+    rule: 'at most',
+  },
+  storm5xx: { label: 'storm 5xx answers', limit: 0, unit: '', rule: 'at most' },
+  stormSignedOut: { label: 'storm users signed out', limit: 0, unit: '', rule: 'at most' },
+  stormUnreadableRows: { label: 'rows that do not decrypt', limit: 0, unit: '', rule: 'at most' },
+
+  // 5. Cold start: importing every function module, above a bare `node -e 1`.
+  importAboveBareNodeMs: {
+    label: 'function imports above bare Node',
+    limit: 150,
+    unit: 'ms',
+    rule: 'at most',
+  },
+
+  // 6. Memory of one new app process over a long run spread over many users. No growth per request
+  // once warm: from 20,000 requests on (20 % of the full run), RSS may move by the noise of V8's
+  // heap sizing only; a leak of 200 bytes a request would show as 16 MiB over 80,000 requests.
+  // Bounded: the app keeps no per-user state in memory, so RSS is code plus V8's heap; 384 MiB is
+  // under a fifth of the 2,048 MB instance infra/app.bicep deploys (Flex Consumption), which leaves
+  // the Functions host and a burst such as the refresh storm their room.
+  memoryGrowthMiB: {
+    label: 'RSS growth once warm (20,000 requests → end)',
+    limit: 16,
+    unit: 'MiB',
+    rule: 'at most',
+  },
+  memoryRssMiB: { label: 'RSS at the end', limit: 384, unit: 'MiB', rule: 'at most' },
+} as const satisfies Record<string, Budget>;
+
+export type BudgetId = keyof typeof BUDGETS;
+
+export interface BudgetResult {
+  readonly id: BudgetId;
+  readonly label: string;
+  readonly limit: number;
+  readonly unit: string;
+  readonly rule: Budget['rule'];
+  /** Undefined when the phase did not run or could not measure it: a miss. */
+  readonly actual: number | undefined;
+  readonly pass: boolean;
+}
+
+export function checkBudget(id: BudgetId, actual: number | undefined): BudgetResult {
+  const budget: Budget = BUDGETS[id];
+  const pass =
+    actual !== undefined &&
+    Number.isFinite(actual) &&
+    (budget.rule === 'exactly' ? actual === budget.limit : actual <= budget.limit);
+  return { id, ...budget, actual, pass };
+}

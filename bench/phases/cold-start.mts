@@ -1,0 +1,151 @@
+// 5. Cold start: spawn → first answered request (/health 200) of a new app process, then its first
+// proxied call; and the import time of the function modules (the `main` glob) against a bare
+// `node -e 1`, alternating in the same run, with a breakdown of what the imports spend time on.
+import { spawnSync } from 'node:child_process';
+import { findFreePort } from '../../dev/ports.mts';
+import { HttpClient } from '../http.mts';
+import { getTodos, type SignedInUser } from '../load.mts';
+import { ROOT, spawnApp } from '../stack.mts';
+import { median } from '../stats.mts';
+
+export interface ColdStartResult {
+  readonly runs: number;
+  /** Spawn → first 200 from /health, each run. */
+  readonly readyMs: number[];
+  /** The new process's first GET /api/todos (discovery metadata, first Table and API calls). */
+  readonly firstProxiedMs: number[];
+  readonly firstProxiedStatus: number[];
+  readonly imports: {
+    readonly runs: number;
+    readonly bareNodeMs: number[];
+    readonly importNodeMs: number[];
+    readonly bareNodeMedianMs: number;
+    readonly importNodeMedianMs: number;
+    /** The budgeted figure: median(imports) − median(bare). */
+    readonly aboveBareNodeMs: number;
+  };
+  /** Inclusive load time of each module the app's own files require, first load, ms. */
+  readonly breakdown: {
+    readonly totalMs: number;
+    readonly appCodeMs: number;
+    readonly modules: Record<string, number>;
+  };
+}
+
+const REQUIRE_FUNCTIONS = `{
+  const fs = require('node:fs'), path = require('node:path');
+  const dir = path.resolve('dist/functions');
+  for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.js')).sort()) {
+    require(path.join(dir, file));
+  }
+}`;
+
+const BREAKDOWN = `
+const Module = require('node:module'), path = require('node:path');
+const dist = path.resolve('dist') + path.sep;
+const load = Module._load;
+const modules = {};
+Module._load = function (request, parent) {
+  const fromApp = parent && typeof parent.filename === 'string' && parent.filename.startsWith(dist);
+  if (!fromApp || request.startsWith('.')) return load.apply(this, arguments);
+  const started = process.hrtime.bigint();
+  try {
+    return load.apply(this, arguments);
+  } finally {
+    const name = request.startsWith('node:') ? 'node: built-ins' : request;
+    modules[name] = (modules[name] || 0) + Number(process.hrtime.bigint() - started) / 1e6;
+  }
+};
+const started = process.hrtime.bigint();
+${REQUIRE_FUNCTIONS}
+const totalMs = Number(process.hrtime.bigint() - started) / 1e6;
+process.stdout.write(JSON.stringify({ totalMs, modules }));`;
+
+function timeNode(args: string[], env: NodeJS.ProcessEnv): number {
+  const started = performance.now();
+  const result = spawnSync(process.execPath, args, { cwd: ROOT, env, stdio: 'ignore' });
+  const elapsed = performance.now() - started;
+  if (result.status !== 0) throw new Error(`node ${args.join(' ').slice(0, 60)}… failed`);
+  return elapsed;
+}
+
+export async function measureColdStart(options: {
+  settingsFor: (port: number) => Record<string, string>;
+  user: SignedInUser;
+  runs: number;
+  importRuns: number;
+  log: (message: string) => void;
+}): Promise<ColdStartResult> {
+  const readyMs: number[] = [];
+  const firstProxiedMs: number[] = [];
+  const firstProxiedStatus: number[] = [];
+  for (let run = 0; run < options.runs; run += 1) {
+    const client = new HttpClient();
+    const port = await findFreePort();
+    const app = await spawnApp({
+      name: `cold-start-${run + 1}`,
+      port,
+      env: options.settingsFor(port),
+      client,
+    });
+    try {
+      readyMs.push(app.readyMs);
+      const started = performance.now();
+      const answer = await getTodos(client, app, options.user);
+      firstProxiedMs.push(performance.now() - started);
+      firstProxiedStatus.push(answer.status);
+      options.log(
+        `cold start ${run + 1}/${options.runs}: ready in ${Math.round(app.readyMs)} ms, first proxied call ${Math.round(performance.now() - started)} ms`,
+      );
+    } finally {
+      await app.stop();
+      client.close();
+    }
+  }
+
+  const env = { ...process.env, ...options.settingsFor(7071) };
+  const bareNodeMs: number[] = [];
+  const importNodeMs: number[] = [];
+  // Once each to fill the OS's file cache, then alternating.
+  timeNode(['-e', '1'], env);
+  timeNode(['-e', REQUIRE_FUNCTIONS], env);
+  for (let run = 0; run < options.importRuns; run += 1) {
+    bareNodeMs.push(timeNode(['-e', '1'], env));
+    importNodeMs.push(timeNode(['-e', REQUIRE_FUNCTIONS], env));
+  }
+  const bareNodeMedianMs = median(bareNodeMs);
+  const importNodeMedianMs = median(importNodeMs);
+  options.log(
+    `imports: ${Math.round(importNodeMedianMs)} ms vs bare node ${Math.round(bareNodeMedianMs)} ms (median of ${options.importRuns})`,
+  );
+
+  const probe = spawnSync(process.execPath, ['-e', BREAKDOWN], {
+    cwd: ROOT,
+    env,
+    encoding: 'utf8',
+  });
+  if (probe.status !== 0) throw new Error(`the import breakdown failed:\n${probe.stderr}`);
+  const breakdown = JSON.parse(probe.stdout) as {
+    totalMs: number;
+    modules: Record<string, number>;
+  };
+  const modules = Object.fromEntries(
+    Object.entries(breakdown.modules).sort(([, a], [, b]) => b - a),
+  );
+  const moduleMs = Object.values(modules).reduce((sum, ms) => sum + ms, 0);
+  return {
+    runs: options.runs,
+    readyMs,
+    firstProxiedMs,
+    firstProxiedStatus,
+    imports: {
+      runs: options.importRuns,
+      bareNodeMs,
+      importNodeMs,
+      bareNodeMedianMs,
+      importNodeMedianMs,
+      aboveBareNodeMs: importNodeMedianMs - bareNodeMedianMs,
+    },
+    breakdown: { totalMs: breakdown.totalMs, appCodeMs: breakdown.totalMs - moduleMs, modules },
+  };
+}
