@@ -3,6 +3,7 @@
 // emulator's CA (made at run time, after Node read NODE_EXTRA_CA_CERTS) can be trusted per agent.
 import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
+import type { CookieJar } from '../dev/cookie-jar.mts';
 
 export interface Answer {
   readonly status: number;
@@ -95,47 +96,6 @@ export class HttpClient {
   close(): void {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
-  }
-}
-
-/**
- * A browser's cookies for one user: per host name whatever the port, as browsers keep them (so a
- * session cookie set by one app process on localhost goes to every process on localhost).
- */
-export class CookieJar {
-  private readonly jar = new Map<string, Map<string, string>>();
-
-  private of(url: URL): Map<string, string> {
-    let cookies = this.jar.get(url.hostname);
-    if (cookies === undefined) {
-      cookies = new Map();
-      this.jar.set(url.hostname, cookies);
-    }
-    return cookies;
-  }
-
-  get(hostname: string, name: string): string | undefined {
-    return this.jar.get(hostname)?.get(name);
-  }
-
-  header(url: URL): string | undefined {
-    const cookies = this.of(url);
-    return cookies.size === 0
-      ? undefined
-      : [...cookies].map(([name, value]) => `${name}=${value}`).join('; ');
-  }
-
-  keep(url: URL, setCookie: readonly string[] | undefined): void {
-    const cookies = this.of(url);
-    for (const line of setCookie ?? []) {
-      const [pair = ''] = line.split(';');
-      const separator = pair.indexOf('=');
-      const name = pair.slice(0, separator).trim();
-      const value = pair.slice(separator + 1).trim();
-      const expired = /max-age=0\b/i.test(line) || /expires=Thu, 01 Jan 1970/i.test(line);
-      if (value === '' || expired) cookies.delete(name);
-      else cookies.set(name, value);
-    }
   }
 }
 

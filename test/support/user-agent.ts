@@ -1,37 +1,24 @@
+import { CookieJar } from '../../dev/cookie-jar.mts';
+
 /**
  * A user agent without a user: keeps cookies per host (as browsers do, whatever the port) and
  * follows redirects one hop at a time, so tests can stop at any hop and look.
  */
 export class UserAgent {
-  private readonly jar = new Map<string, Map<string, string>>();
+  private readonly jar = new CookieJar();
 
+  /** The cookies kept for the URL's host, to read or change. */
   cookies(url: string): Map<string, string> {
-    const host = new URL(url).hostname;
-    let cookies = this.jar.get(host);
-    if (cookies === undefined) {
-      cookies = new Map();
-      this.jar.set(host, cookies);
-    }
-    return cookies;
+    return this.jar.for(url);
   }
 
   /** One request, sending and keeping cookies, never following a redirect. */
   async fetch(url: string, init: RequestInit = {}): Promise<Response> {
-    const cookies = this.cookies(url);
     const headers = new Headers(init.headers);
-    if (cookies.size > 0 && !headers.has('cookie')) {
-      headers.set('cookie', [...cookies].map(([name, value]) => `${name}=${value}`).join('; '));
-    }
+    const cookie = this.jar.header(url);
+    if (cookie !== undefined && !headers.has('cookie')) headers.set('cookie', cookie);
     const response = await fetch(url, { ...init, headers, redirect: 'manual' });
-    for (const line of response.headers.getSetCookie()) {
-      const [pair = ''] = line.split(';');
-      const separator = pair.indexOf('=');
-      const name = pair.slice(0, separator).trim();
-      const value = pair.slice(separator + 1).trim();
-      const expired = /max-age=0\b/i.test(line) || /expires=Thu, 01 Jan 1970/i.test(line);
-      if (value === '' || expired) cookies.delete(name);
-      else cookies.set(name, value);
-    }
+    this.jar.keep(url, response.headers.getSetCookie());
     return response;
   }
 
