@@ -1,7 +1,10 @@
 // 5. Cold start: spawn → first answered request (/health 200) of a new app process, then its first
-// proxied call; and the import time of the function modules (the `main` glob) against a bare
-// `node -e 1`, alternating in the same run, with a breakdown of what the imports spend time on.
+// proxied call; and the import time of what package.json `main` names (the bundle) against a bare
+// `node -e 1` and against tsc's unbundled output, alternating in the same run, with a breakdown of
+// what the unbundled imports spend time on.
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { findFreePort } from '../../dev/ports.mts';
 import { HttpClient } from '../http.mts';
 import { getTodos, type SignedInUser } from '../load.mts';
@@ -17,14 +20,19 @@ export interface ColdStartResult {
   readonly firstProxiedStatus: number[];
   readonly imports: {
     readonly runs: number;
+    /** What `main` names, as the worker loads it. */
+    readonly main: string;
     readonly bareNodeMs: number[];
     readonly importNodeMs: number[];
+    /** tsc's output, `dist/functions/*.js`, as it would load without the bundle. */
+    readonly unbundledNodeMs: number[];
     readonly bareNodeMedianMs: number;
     readonly importNodeMedianMs: number;
+    readonly unbundledNodeMedianMs: number;
     /** The budgeted figure: median(imports) − median(bare). */
     readonly aboveBareNodeMs: number;
   };
-  /** Inclusive load time of each module the app's own files require, first load, ms. */
+  /** Unbundled: inclusive load time of each module the app's own files require, first load, ms. */
   readonly breakdown: {
     readonly totalMs: number;
     readonly appCodeMs: number;
@@ -32,13 +40,18 @@ export interface ColdStartResult {
   };
 }
 
-const REQUIRE_FUNCTIONS = `{
+/** Requires the files a glob names, in the worker's (sorted) order. */
+function requireGlob(glob: string): string {
+  return `{
   const fs = require('node:fs'), path = require('node:path');
-  const dir = path.resolve('dist/functions');
-  for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.js')).sort()) {
-    require(path.join(dir, file));
-  }
+  for (const file of fs.globSync(${JSON.stringify(glob)}).sort()) require(path.resolve(file));
 }`;
+}
+
+const MAIN = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { main: string })
+  .main;
+const REQUIRE_MAIN = requireGlob(MAIN);
+const REQUIRE_UNBUNDLED = requireGlob('dist/functions/*.js');
 
 const BREAKDOWN = `
 const Module = require('node:module'), path = require('node:path');
@@ -57,7 +70,7 @@ Module._load = function (request, parent) {
   }
 };
 const started = process.hrtime.bigint();
-${REQUIRE_FUNCTIONS}
+${REQUIRE_UNBUNDLED}
 const totalMs = Number(process.hrtime.bigint() - started) / 1e6;
 process.stdout.write(JSON.stringify({ totalMs, modules }));`;
 
@@ -106,17 +119,19 @@ export async function measureColdStart(options: {
   const env = { ...process.env, ...options.settingsFor(7071) };
   const bareNodeMs: number[] = [];
   const importNodeMs: number[] = [];
-  // Once each to fill the OS's file cache, then alternating.
-  timeNode(['-e', '1'], env);
-  timeNode(['-e', REQUIRE_FUNCTIONS], env);
+  const unbundledNodeMs: number[] = [];
+  // Once each to fill the OS's file cache, then in turn.
+  for (const code of ['1', REQUIRE_MAIN, REQUIRE_UNBUNDLED]) timeNode(['-e', code], env);
   for (let run = 0; run < options.importRuns; run += 1) {
     bareNodeMs.push(timeNode(['-e', '1'], env));
-    importNodeMs.push(timeNode(['-e', REQUIRE_FUNCTIONS], env));
+    importNodeMs.push(timeNode(['-e', REQUIRE_MAIN], env));
+    unbundledNodeMs.push(timeNode(['-e', REQUIRE_UNBUNDLED], env));
   }
   const bareNodeMedianMs = median(bareNodeMs);
   const importNodeMedianMs = median(importNodeMs);
+  const unbundledNodeMedianMs = median(unbundledNodeMs);
   options.log(
-    `imports: ${Math.round(importNodeMedianMs)} ms vs bare node ${Math.round(bareNodeMedianMs)} ms (median of ${options.importRuns})`,
+    `imports: ${MAIN} ${Math.round(importNodeMedianMs)} ms, unbundled ${Math.round(unbundledNodeMedianMs)} ms, bare node ${Math.round(bareNodeMedianMs)} ms (median of ${options.importRuns})`,
   );
 
   const probe = spawnSync(process.execPath, ['-e', BREAKDOWN], {
@@ -140,10 +155,13 @@ export async function measureColdStart(options: {
     firstProxiedStatus,
     imports: {
       runs: options.importRuns,
+      main: MAIN,
       bareNodeMs,
       importNodeMs,
+      unbundledNodeMs,
       bareNodeMedianMs,
       importNodeMedianMs,
+      unbundledNodeMedianMs,
       aboveBareNodeMs: importNodeMedianMs - bareNodeMedianMs,
     },
     breakdown: { totalMs: breakdown.totalMs, appCodeMs: breakdown.totalMs - moduleMs, modules },

@@ -45,6 +45,11 @@ export class TableTokenCache implements ICachePlugin {
     this.preloaded = preloaded;
   }
 
+  /** The ETag of the user's row as this request last read or wrote it; undefined if it has none. */
+  get rowEtag(): string | undefined {
+    return this.etag;
+  }
+
   async beforeCacheAccess(context: TokenCacheContext): Promise<void> {
     if (this.loaded || this.partitionKey === undefined) return;
     const partitionKey = this.partitionKey;

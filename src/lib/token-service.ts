@@ -15,6 +15,7 @@ import {
   SignInRequiredError,
   TokenStoreUnavailableError,
 } from './errors';
+import { L1TokenCache } from './l1-token-cache';
 import { partitionKeyOf } from './partition-key';
 import { emitEvent } from './telemetry-events';
 import { TableTokenCache } from './table-token-cache';
@@ -33,6 +34,8 @@ export interface TokenServiceOptions {
   /** Replaces MSAL's fetch-based client, e.g. to trust a test CA in-process. */
   readonly networkClient?: INetworkModule;
   readonly logger?: Logger;
+  /** The in-memory L1 in front of the store (default: one bounded at 16 MiB). */
+  readonly l1?: L1TokenCache;
 }
 
 export interface AuthCodeUrlRequest {
@@ -95,9 +98,11 @@ export class TokenService {
   private readonly options: TokenServiceOptions;
   /** In-flight silent acquisitions, so concurrent requests for one user share one refresh. */
   private readonly inFlight = new Map<string, Promise<AccessToken>>();
+  private readonly l1: L1TokenCache;
 
   constructor(options: TokenServiceOptions) {
     this.options = options;
+    this.l1 = options.l1 ?? new L1TokenCache();
   }
 
   async authCodeUrl(request: AuthCodeUrlRequest): Promise<string> {
@@ -151,15 +156,26 @@ export class TokenService {
   }
 
   /**
-   * An access token for the user, from their cache or refreshed. Concurrent calls for the same user
-   * and scopes in this process share one acquisition.
+   * An access token for the user, from the L1 when the row read with the request is the one it came
+   * from, else from their cache through MSAL, or refreshed. Concurrent calls for the same user and
+   * scopes in this process share one acquisition.
    */
   acquireToken(
     homeAccountId: string,
     scopes: readonly string[],
     { forceRefresh = false, tokenCacheRow }: AcquireOptions = {},
   ): Promise<AccessToken> {
-    const key = `${homeAccountId}\n${[...scopes].sort().join(' ')}\n${forceRefresh}`;
+    const partitionKey = partitionKeyOf(homeAccountId);
+    const scopeKey = scopeKeyOf(scopes);
+    if (forceRefresh) {
+      this.l1.forget(partitionKey);
+    } else if (tokenCacheRow) {
+      const kept = this.l1.get(partitionKey, scopeKey, tokenCacheRow.etag);
+      if (kept !== undefined) {
+        return Promise.resolve({ accessToken: kept.accessToken, expiresOn: kept.expiresOn });
+      }
+    }
+    const key = `${partitionKey}\n${scopeKey}\n${forceRefresh}`;
     let pending = this.inFlight.get(key);
     if (pending === undefined) {
       pending = this.acquireSilently(homeAccountId, scopes, forceRefresh, tokenCacheRow).finally(
@@ -172,7 +188,9 @@ export class TokenService {
 
   /** Deletes the user's tokens (sign-out). */
   async removeUser(homeAccountId: string): Promise<void> {
-    await this.options.store.delete(partitionKeyOf(homeAccountId));
+    const partitionKey = partitionKeyOf(homeAccountId);
+    this.l1.forget(partitionKey);
+    await this.options.store.delete(partitionKey);
   }
 
   private async acquireSilently(
@@ -205,6 +223,10 @@ export class TokenService {
         forceRefresh,
       });
       if (!result.fromCache) emitEvent({ event: 'TokenRefreshed', forced: forceRefresh });
+      const rowEtag = cache.rowEtag;
+      if (rowEtag !== undefined) {
+        this.l1.set(partitionKeyOf(homeAccountId), scopeKeyOf(scopes), rowEtag, result);
+      }
       return { accessToken: result.accessToken, expiresOn: result.expiresOn };
     } catch (error) {
       const translated = translate(error, cache, scopes);
@@ -236,6 +258,11 @@ export class TokenService {
       },
     });
   }
+}
+
+/** Scopes in a canonical order: the same set asked for in another order is the same request. */
+function scopeKeyOf(scopes: readonly string[]): string {
+  return [...scopes].sort().join(' ');
 }
 
 /** Maps what MSAL or the cache threw to the app's typed errors. */

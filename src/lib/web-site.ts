@@ -5,9 +5,9 @@ import type { HttpHandler, HttpRequest, HttpResponseInit } from '@azure/function
 import { problemResponse, SECURITY_HEADERS } from './problem-response';
 
 /**
- * The page's files. `src/web/` is two levels above both `src/lib/` and the compiled `dist/lib/`,
- * so `func start`, the local host, the tests and a deployed package (`.funcignore` drops only the
- * TypeScript) all find it without a copy step.
+ * The page's files. `src/web/` is two levels above `src/lib/`, the compiled `dist/lib/` and the
+ * bundle in `dist/bundle/` alike, so `func start`, the local host, the tests and a deployed package
+ * all find it without a copy step.
  */
 export const WEB_ROOT = path.resolve(__dirname, '..', '..', 'src', 'web');
 

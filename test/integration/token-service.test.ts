@@ -379,6 +379,66 @@ describe('TokenService with real MSAL, the emulator and Azurite', () => {
   });
 });
 
+describe('TokenService’s in-memory L1', () => {
+  it('answers a request that read the same row again without opening it', async () => {
+    const { homeAccountId } = await signIn(services.tokenService, users[4]!);
+    const row = await rawRow(homeAccountId);
+    const first = await services.tokenService.acquireToken(homeAccountId, [readScope], {
+      tokenCacheRow: row,
+    });
+    // Same ETag, content that does not open: only the L1 can give a token for it.
+    const garbled = { ...row, D0: new Uint8Array(64) };
+    const second = await services.tokenService.acquireToken(homeAccountId, [readScope], {
+      tokenCacheRow: garbled,
+    });
+    expect(second.accessToken).toBe(first.accessToken);
+    // For a scope it holds nothing for, the row itself is opened, and does not open.
+    await expect(
+      services.tokenService.acquireToken(homeAccountId, [writeScope], { tokenCacheRow: garbled }),
+    ).rejects.toThrow(SignInRequiredError);
+  });
+
+  it('gives up its token once another instance refreshed the row, and after a forced refresh', async () => {
+    const { homeAccountId } = await signIn(services.tokenService, users[5]!);
+    const first = await services.tokenService.acquireToken(homeAccountId, [readScope], {
+      tokenCacheRow: await rawRow(homeAccountId),
+    });
+    const otherInstance = servicesWith();
+    const refreshedElsewhere = await otherInstance.tokenService.acquireToken(
+      homeAccountId,
+      [readScope],
+      { forceRefresh: true },
+    );
+    expect(refreshedElsewhere.accessToken).not.toBe(first.accessToken);
+    const afterRefresh = await services.tokenService.acquireToken(homeAccountId, [readScope], {
+      tokenCacheRow: await rawRow(homeAccountId),
+    });
+    expect(afterRefresh.accessToken).toBe(refreshedElsewhere.accessToken);
+
+    emulator.resetCounters();
+    const forced = await services.tokenService.acquireToken(homeAccountId, [readScope], {
+      forceRefresh: true,
+    });
+    expect(emulator.counters().token.refresh_token).toBe(1);
+    expect(forced.accessToken).not.toBe(afterRefresh.accessToken);
+    const next = await services.tokenService.acquireToken(homeAccountId, [readScope], {
+      tokenCacheRow: await rawRow(homeAccountId),
+    });
+    expect(next.accessToken).toBe(forced.accessToken);
+  });
+
+  it('never answers for a user signed out on another instance', async () => {
+    const { homeAccountId } = await signIn(services.tokenService, users[6]!);
+    await services.tokenService.acquireToken(homeAccountId, [readScope], {
+      tokenCacheRow: await rawRow(homeAccountId),
+    });
+    await servicesWith().tokenService.removeUser(homeAccountId);
+    await expect(
+      services.tokenService.acquireToken(homeAccountId, [readScope], { tokenCacheRow: null }),
+    ).rejects.toThrow(SignInRequiredError);
+  });
+});
+
 describe('TokenService when Table Storage is down', () => {
   it('gives the transient TokenStoreUnavailableError', async () => {
     const azurite = await startAzurite();
