@@ -78,6 +78,8 @@ export interface AppInstance {
   readonly readyMs: number;
   /** Resident set size from /proc/<pid>/status, in bytes. */
   rss(): number;
+  /** The DevTools WebSocket of a process started with `inspect` (loopback, random port). */
+  readonly inspectorUrl: string | undefined;
   logTail(lines?: number): string;
   stop(): Promise<void>;
 }
@@ -121,11 +123,14 @@ export async function spawnApp(options: {
   env: Readonly<Record<string, string>>;
   client: HttpClient;
   timeoutMs?: number;
+  /** Start with the inspector on a random loopback port, e.g. to read the live heap. */
+  inspect?: boolean;
 }): Promise<AppInstance> {
   const logFile = path.join(logDirectory(), `${options.name}.log`);
   const fd = openSync(logFile, 'a');
   const started = performance.now();
-  const child = spawn(process.execPath, [path.join(ROOT, 'dev/local-host/cli.mts')], {
+  const nodeArgs = options.inspect ? ['--inspect=127.0.0.1:0'] : [];
+  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dev/local-host/cli.mts')], {
     cwd: ROOT,
     env: { ...process.env, ...options.env, PORT: String(options.port), HOST: '127.0.0.1' },
     stdio: ['ignore', fd, fd],
@@ -174,6 +179,13 @@ export async function spawnApp(options: {
     await delay(5);
   }
   const readyMs = performance.now() - started;
+  const inspectorUrl = options.inspect
+    ? /Debugger listening on (ws:\/\/\S+)/.exec(readFileSync(logFile, 'utf8'))?.[1]
+    : undefined;
+  if (options.inspect && inspectorUrl === undefined) {
+    await stop();
+    throw new Error(`app ${options.name} printed no inspector URL:\n${logTail()}`);
+  }
   return {
     name: options.name,
     port: options.port,
@@ -181,6 +193,7 @@ export async function spawnApp(options: {
     pid: child.pid ?? 0,
     readyMs,
     rss: () => readRss(child.pid ?? 0),
+    inspectorUrl,
     logTail,
     stop,
   };

@@ -93,7 +93,13 @@ export class L1TokenCache {
       if (previous !== undefined) this.release(user, previous.token);
     }
     this.users.set(partitionKey, user);
-    user.tokens.set(scopeKey, { token, servableUntil });
+    // A copy of the three fields, not MSAL's whole result (account, ID token and claims).
+    const kept: L1Token = {
+      accessToken: token.accessToken,
+      expiresOn: token.expiresOn,
+      refreshOn: token.refreshOn,
+    };
+    user.tokens.set(scopeKey, { token: kept, servableUntil });
     const bytes = sizeOf(token);
     user.bytes += bytes;
     this.totalBytes += bytes;

@@ -31,7 +31,7 @@ describe('L1TokenCache', () => {
     const { cache } = cacheAt(T0);
     const kept = token('a', 60 * MINUTE);
     cache.set('user-1', READ, 'etag-1', kept);
-    expect(cache.get('user-1', READ, 'etag-1')).toBe(kept);
+    expect(cache.get('user-1', READ, 'etag-1')).toEqual(kept);
     expect(cache.get('user-1', WRITE, 'etag-1')).toBeUndefined();
     expect(cache.get('user-2', READ, 'etag-1')).toBeUndefined();
     // The row changed (another instance refreshed): everything kept for the user goes.
@@ -46,7 +46,7 @@ describe('L1TokenCache', () => {
     cache.set('user-1', WRITE, 'etag-1', token('write', 60 * MINUTE));
     const newer = token('read-2', 60 * MINUTE);
     cache.set('user-1', READ, 'etag-2', newer);
-    expect(cache.get('user-1', READ, 'etag-2')).toBe(newer);
+    expect(cache.get('user-1', READ, 'etag-2')).toEqual(newer);
     expect(cache.get('user-1', WRITE, 'etag-2')).toBeUndefined();
   });
 
