@@ -1,6 +1,6 @@
 // Bundles the compiled function files (`dist/functions/*.js`, in the order the worker would load
 // them) and the packages they use into the one file package.json `main` names. One file loads far
-// faster than the thousand-odd modules of the Azure SDK, MSAL and axios: see docs/performance.md.
+// faster than the 390-odd modules of the Azure SDK, MSAL and axios: see docs/performance.md.
 //
 // Left to be required at run time: `@azure/functions-core` (the worker provides it), and what the
 // app loads only when a deployment needs it, from node_modules as installed: @azure/identity (an
