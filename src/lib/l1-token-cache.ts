@@ -25,7 +25,7 @@ interface UserEntry {
 const ENTRY_OVERHEAD_BYTES = 512;
 /** An access token this large is not kept (Entra's are 1-3 KB; group-laden ones can be far more). */
 const MAX_TOKEN_CHARS = 16 * 1024;
-export const L1_DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
+const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
 const MSAL_RENEWAL_OFFSET_MS = 300_000;
 
 /**
@@ -45,7 +45,7 @@ export class L1TokenCache {
   private totalBytes = 0;
 
   constructor(options: L1TokenCacheOptions = {}) {
-    this.maxBytes = options.maxBytes ?? L1_DEFAULT_MAX_BYTES;
+    this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     this.renewalOffsetMs = options.renewalOffsetMs ?? MSAL_RENEWAL_OFFSET_MS;
     this.now = options.now ?? Date.now;
   }

@@ -34,8 +34,6 @@ export interface TokenServiceOptions {
   /** Replaces MSAL's fetch-based client, e.g. to trust a test CA in-process. */
   readonly networkClient?: INetworkModule;
   readonly logger?: Logger;
-  /** The in-memory L1 in front of the store (default: one bounded at 16 MiB). */
-  readonly l1?: L1TokenCache;
 }
 
 export interface AuthCodeUrlRequest {
@@ -98,11 +96,10 @@ export class TokenService {
   private readonly options: TokenServiceOptions;
   /** In-flight silent acquisitions, so concurrent requests for one user share one refresh. */
   private readonly inFlight = new Map<string, Promise<AccessToken>>();
-  private readonly l1: L1TokenCache;
+  private readonly l1 = new L1TokenCache();
 
   constructor(options: TokenServiceOptions) {
     this.options = options;
-    this.l1 = options.l1 ?? new L1TokenCache();
   }
 
   async authCodeUrl(request: AuthCodeUrlRequest): Promise<string> {
@@ -160,7 +157,7 @@ export class TokenService {
    * from, else from their cache through MSAL, or refreshed. Concurrent calls for the same user and
    * scopes in this process share one acquisition.
    */
-  acquireToken(
+  async acquireToken(
     homeAccountId: string,
     scopes: readonly string[],
     { forceRefresh = false, tokenCacheRow }: AcquireOptions = {},
@@ -171,9 +168,7 @@ export class TokenService {
       this.l1.forget(partitionKey);
     } else if (tokenCacheRow) {
       const kept = this.l1.get(partitionKey, scopeKey, tokenCacheRow.etag);
-      if (kept !== undefined) {
-        return Promise.resolve({ accessToken: kept.accessToken, expiresOn: kept.expiresOn });
-      }
+      if (kept !== undefined) return { accessToken: kept.accessToken, expiresOn: kept.expiresOn };
     }
     const key = `${partitionKey}\n${scopeKey}\n${forceRefresh}`;
     let pending = this.inFlight.get(key);
