@@ -1,6 +1,12 @@
 import type { HttpHandler, HttpRequest, HttpResponseInit } from '@azure/functions';
 import type { AppServices } from './app-services';
-import { expiredCookie, readCookie, SESSION_COOKIE, SIGN_IN_COOKIE } from './cookies';
+import {
+  expiredCookie,
+  readCookie,
+  readCookiesWithPrefix,
+  SESSION_COOKIE,
+  SIGN_IN_COOKIE_PREFIX,
+} from './cookies';
 import { dependencyFailure } from './dependency-errors';
 import { messagePageResponse } from './html-page';
 import { loginUrl } from './login-url';
@@ -62,7 +68,12 @@ export function createSignInHandler({ signInFlow }: AppServices): HttpHandler {
     const returnTo = request.query.get('returnTo');
     const consent = request.query.get('consent') === 'readwrite' ? 'readwrite' : undefined;
     try {
-      const started = await signInFlow.start(returnTo, consent, request.query.get('loginHint'));
+      const started = await signInFlow.start(
+        returnTo,
+        consent,
+        request.query.get('loginHint'),
+        readCookiesWithPrefix(request, SIGN_IN_COOKIE_PREFIX),
+      );
       return redirect(302, started.authorizeUrl, started.cookies);
     } catch (error) {
       return dependencyPage(error, returnTo ?? '/');
@@ -80,7 +91,7 @@ export function createRedirectHandler({ signInFlow }: AppServices): HttpHandler 
           state: request.query.get('state'),
           error: request.query.get('error'),
         },
-        readCookie(request, SIGN_IN_COOKIE),
+        readCookiesWithPrefix(request, SIGN_IN_COOKIE_PREFIX),
         readCookie(request, SESSION_COOKIE),
       );
       emitEvent({ event: 'SignInCompleted' });
@@ -102,7 +113,7 @@ export function createRedirectHandler({ signInFlow }: AppServices): HttpHandler 
         message: FAILURE_MESSAGES[error.failure] + (error.idpError ? ` (${error.idpError})` : ''),
         link: { href: loginUrl(error.returnTo), text: 'Sign in again' },
       });
-      return { ...response, cookies: [expiredCookie(SIGN_IN_COOKIE, 'Lax')] };
+      return { ...response, cookies: error.cookies };
     }
   };
 }
@@ -187,7 +198,9 @@ export function createSignOutHandler({
       }
       const cleared = [
         expiredCookie(SESSION_COOKIE, 'Strict'),
-        expiredCookie(SIGN_IN_COOKIE, 'Lax'),
+        ...[...readCookiesWithPrefix(request, SIGN_IN_COOKIE_PREFIX).keys()].map((name) =>
+          expiredCookie(name, 'Lax'),
+        ),
       ];
       let endSessionEndpoint: string;
       try {

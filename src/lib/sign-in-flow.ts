@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Cookie } from '@azure/functions';
-import { expiredCookie, hostCookie, SESSION_COOKIE, SIGN_IN_COOKIE } from './cookies';
+import { expiredCookie, hostCookie, SESSION_COOKIE, SIGN_IN_COOKIE_PREFIX } from './cookies';
 import { IdpRejectedError, SignInRequiredError } from './errors';
 import { UnreadableSealError, type KeyRing } from './key-ring';
 import type { ConsentRequest } from './login-url';
@@ -11,7 +11,17 @@ import type { TokenService } from './token-service';
 
 // Long enough to type a password and pass MFA, short enough that a stolen cookie goes stale fast.
 const SIGN_IN_LIFETIME_SECONDS = 10 * 60;
-const SIGN_IN_ASSOCIATED_DATA = 'sign-in-cookie/v1';
+// Bound to the cookie's name, so a sealed state copied under another sign-in's name does not open.
+const SIGN_IN_ASSOCIATED_DATA = 'sign-in-cookie/v2:';
+/** Sign-ins in progress in one browser (tabs); a new one beyond this drops the oldest. */
+export const MAX_PENDING_SIGN_INS = 5;
+/**
+ * The most the sign-in cookies may add to the browser's Cookie header (`name=value; ` each). With the
+ * session cookie (about 250 bytes) the app's cookies stay under 4 KB, the size browsers and
+ * servers reliably accept in one header; a long `returnTo` drops older sign-ins sooner.
+ */
+export const SIGN_IN_COOKIES_BUDGET = 3_500;
+const TAG_CHARACTERS = 16;
 const OIDC_SCOPES = ['openid', 'profile', 'offline_access'];
 
 export interface SignInSettings {
@@ -35,29 +45,35 @@ export class SignInFailedError extends Error {
   readonly returnTo: string;
   /** The IdP's error code, when it sent one (e.g. `access_denied`): a short token, safe to show. */
   readonly idpError: string | undefined;
+  /** Clears the failed sign-in's cookie (a state is used once), leaving other sign-ins alone. */
+  readonly cookies: Cookie[];
 
-  constructor(failure: SignInFailure, returnTo: string, idpError?: string, options?: ErrorOptions) {
+  constructor(
+    failure: SignInFailure,
+    returnTo: string,
+    cookies: Cookie[],
+    idpError?: string,
+    options?: ErrorOptions,
+  ) {
     super(`sign-in failed: ${failure}`, options);
     this.name = 'SignInFailedError';
     this.failure = failure;
     this.returnTo = returnTo;
+    this.cookies = cookies;
     this.idpError = idpError;
   }
 }
 
+/** What a sign-in cookie holds, sealed. State, nonce and PKCE verifier derive from `k`. */
 interface SignInState {
-  /** state */
-  readonly s: string;
-  /** PKCE code verifier */
-  readonly v: string;
-  /** nonce */
-  readonly n: string;
+  /** 32 random bytes, base64url: the secret the sign-in's state, nonce and verifier derive from */
+  readonly k: string;
   /** returnTo */
   readonly r: string;
   /** scopes asked for */
   readonly c: string[];
-  /** expiry, epoch seconds */
-  readonly e: number;
+  /** started, epoch milliseconds: orders the sign-ins in progress, oldest dropped first */
+  readonly t: number;
 }
 
 export interface CallbackParameters {
@@ -76,8 +92,20 @@ export interface CompletedSignIn {
   readonly cookies: Cookie[];
 }
 
-function randomToken(): string {
-  return randomBytes(32).toString('base64url');
+/** One of the values a sign-in derives from its secret (domain-separated SHA-256, base64url). */
+function derive(secret: string, purpose: 'state' | 'nonce' | 'verifier'): string {
+  return createHash('sha256').update(`${purpose}\0${secret}`).digest('base64url');
+}
+
+/** The name of the cookie that holds the sign-in with this `state`. */
+function cookieNameOf(state: string): string {
+  const tag = createHash('sha256').update(state).digest('base64url').slice(0, TAG_CHARACTERS);
+  return `${SIGN_IN_COOKIE_PREFIX}${tag}`;
+}
+
+/** Bytes a cookie adds to the Cookie header: `name=value; `. */
+function headerBytes(name: string, value: string): number {
+  return name.length + value.length + 3;
 }
 
 /** An OAuth error code is `[\x20-\x21\x23-\x5B\x5D-\x7E]+`; anything else is shown as unknown. */
@@ -87,8 +115,10 @@ function safeErrorCode(error: string): string {
 
 /**
  * The authorization-code flow with PKCE as the confidential client: starting it (state, nonce and
- * verifier sealed in a short-lived `Lax` cookie bound to this browser) and completing it (the
- * cookie checked, the code redeemed, a new session started).
+ * verifier sealed in a short-lived `Lax` cookie of its own, bound to this browser) and completing it
+ * (that cookie found by the `state` coming back and checked, the code redeemed, a new session
+ * started). Several sign-ins may be in progress in one browser (tabs); nothing is stored
+ * server-side until one completes.
  */
 export class SignInFlow {
   private readonly settings: SignInSettings;
@@ -111,77 +141,119 @@ export class SignInFlow {
     this.now = now;
   }
 
-  /** `loginHint` pre-fills the user name at the IdP (Entra's `login_hint`), when it is plausible. */
+  /**
+   * `loginHint` pre-fills the user name at the IdP (Entra's `login_hint`), when it is plausible.
+   * `pending` are the browser's sign-in cookies: expired or unreadable ones are cleared, and the
+   * oldest beyond `MAX_PENDING_SIGN_INS` or the cookie budget are dropped.
+   */
   async start(
     returnTo: string | null,
     consent: ConsentRequest | undefined,
     loginHint?: string | null,
+    pending: ReadonlyMap<string, string> = new Map(),
   ): Promise<StartedSignIn> {
-    const verifier = randomToken();
+    const secret = randomBytes(32).toString('base64url');
     const state: SignInState = {
-      s: randomToken(),
-      v: verifier,
-      n: randomToken(),
+      k: secret,
       r: safeReturnTo(returnTo),
       c: [
         ...OIDC_SCOPES,
         consent === 'readwrite' ? this.settings.readWriteScope : this.settings.readScope,
       ],
-      e: Math.floor(this.now() / 1000) + SIGN_IN_LIFETIME_SECONDS,
+      t: this.now(),
     };
+    const stateValue = derive(secret, 'state');
     const authorizeUrl = await this.tokenService.authCodeUrl({
       scopes: state.c,
       redirectUri: this.settings.redirectUri,
-      state: state.s,
-      nonce: state.n,
-      codeChallenge: createHash('sha256').update(verifier).digest('base64url'),
+      state: stateValue,
+      nonce: derive(secret, 'nonce'),
+      codeChallenge: createHash('sha256').update(derive(secret, 'verifier')).digest('base64url'),
       ...(loginHint && /^[^\p{Cc}\s]{1,256}$/u.test(loginHint) ? { loginHint } : {}),
     });
-    const sealed = this.keyRing.seal(Buffer.from(JSON.stringify(state)), SIGN_IN_ASSOCIATED_DATA);
+    const name = cookieNameOf(stateValue);
+    const value = this.keyRing
+      .seal(Buffer.from(JSON.stringify(state)), SIGN_IN_ASSOCIATED_DATA + name)
+      .toString('base64url');
     return {
       authorizeUrl,
       cookies: [
-        hostCookie(SIGN_IN_COOKIE, sealed.toString('base64url'), 'Lax', SIGN_IN_LIFETIME_SECONDS),
+        ...this.dropped(pending, headerBytes(name, value)).map((old) => expiredCookie(old, 'Lax')),
+        hostCookie(name, value, 'Lax', SIGN_IN_LIFETIME_SECONDS),
       ],
     };
   }
 
+  /** The pending sign-in cookies to clear so that a new one of `newBytes` fits: oldest first. */
+  private dropped(pending: ReadonlyMap<string, string>, newBytes: number): string[] {
+    const live: { name: string; started: number; bytes: number }[] = [];
+    const dropped: string[] = [];
+    for (const [name, value] of pending) {
+      const state = this.openState(name, value);
+      if (state === undefined || this.hasExpired(state)) dropped.push(name);
+      else live.push({ name, started: state.t, bytes: headerBytes(name, value) });
+    }
+    live.sort((a, b) => b.started - a.started);
+    let bytes = newBytes;
+    for (const [index, kept] of live.entries()) {
+      bytes += kept.bytes;
+      if (index >= MAX_PENDING_SIGN_INS - 1 || bytes > SIGN_IN_COOKIES_BUDGET) {
+        dropped.push(kept.name);
+      }
+    }
+    return dropped;
+  }
+
   /**
-   * Completes the sign-in the cookie started. Always starts a new session (never adopts the one the
-   * browser brought, which it ends) and always clears the sign-in cookie, so a state is used once.
+   * Completes the sign-in whose `state` came back, from the browser's sign-in cookie of that state.
+   * Always starts a new session (never adopts the one the browser brought, which it ends) and
+   * always clears that sign-in's cookie, so a state is used once; other sign-ins in progress stay.
    */
   async complete(
     parameters: CallbackParameters,
-    signInCookie: string | undefined,
+    pending: ReadonlyMap<string, string>,
     previousSessionCookie: string | undefined,
   ): Promise<CompletedSignIn> {
-    const state = this.openState(signInCookie);
+    const name = parameters.state === null ? undefined : cookieNameOf(parameters.state);
+    const cookie = name === undefined ? undefined : pending.get(name);
+    const state =
+      name === undefined || cookie === undefined ? undefined : this.openState(name, cookie);
     const returnTo = state?.r ?? '/';
-    if (parameters.error !== null) {
-      throw new SignInFailedError('idp_error', returnTo, safeErrorCode(parameters.error));
+    const cleared = name !== undefined && cookie !== undefined ? [expiredCookie(name, 'Lax')] : [];
+    // Typed explicitly so that the compiler knows each call ends the method.
+    const fail: (failure: SignInFailure, idpError?: string, cause?: unknown) => never = (
+      failure,
+      idpError,
+      cause,
+    ) => {
+      throw new SignInFailedError(failure, returnTo, cleared, idpError, { cause });
+    };
+    if (parameters.error !== null) fail('idp_error', safeErrorCode(parameters.error));
+    // No sign-in of this state here: never started in this browser, used, or dropped as the oldest;
+    // with others in progress, the state matches none of them.
+    if (state === undefined) {
+      fail(pending.size === 0 || cookie !== undefined ? 'missing_state' : 'state_mismatch');
     }
-    if (state === undefined) throw new SignInFailedError('missing_state', returnTo);
-    if (state.e < this.now() / 1000) throw new SignInFailedError('expired_state', returnTo);
-    if (parameters.state === null || !constantTimeEquals(parameters.state, state.s)) {
-      throw new SignInFailedError('state_mismatch', returnTo);
+    const secret = state.k;
+    if (this.hasExpired(state)) fail('expired_state');
+    if (!constantTimeEquals(parameters.state ?? '', derive(secret, 'state'))) {
+      fail('state_mismatch');
     }
-    if (parameters.code === null || parameters.code === '') {
-      throw new SignInFailedError('missing_code', returnTo);
-    }
+    if (parameters.code === null || parameters.code === '') fail('missing_code');
     let user;
     try {
       user = await this.tokenService.redeemCode({
         code: parameters.code,
-        codeVerifier: state.v,
+        codeVerifier: derive(secret, 'verifier'),
         scopes: state.c,
         redirectUri: this.settings.redirectUri,
-        state: state.s,
-        nonce: state.n,
+        state: derive(secret, 'state'),
+        nonce: derive(secret, 'nonce'),
       });
     } catch (error) {
       // A used, expired or foreign code, or an answer MSAL refused (e.g. nonce): the user can retry.
       if (error instanceof SignInRequiredError || error instanceof IdpRejectedError) {
-        throw new SignInFailedError('code_rejected', returnTo, undefined, { cause: error });
+        fail('code_rejected', undefined, error);
       }
       throw error;
     }
@@ -191,22 +263,27 @@ export class SignInFlow {
       returnTo,
       cookies: [
         hostCookie(SESSION_COOKIE, created.cookieValue, 'Strict', created.maxAgeSeconds),
-        expiredCookie(SIGN_IN_COOKIE, 'Lax'),
+        ...cleared,
       ],
     };
   }
 
-  private openState(cookie: string | undefined): SignInState | undefined {
-    if (cookie === undefined || !/^[A-Za-z0-9_-]+$/.test(cookie)) return undefined;
+  private hasExpired(state: SignInState): boolean {
+    return this.now() >= state.t + SIGN_IN_LIFETIME_SECONDS * 1000;
+  }
+
+  private openState(name: string, cookie: string): SignInState | undefined {
+    if (!/^[A-Za-z0-9_-]+$/.test(cookie)) return undefined;
     try {
-      const opened = this.keyRing.open(Buffer.from(cookie, 'base64url'), SIGN_IN_ASSOCIATED_DATA);
+      const opened = this.keyRing.open(
+        Buffer.from(cookie, 'base64url'),
+        SIGN_IN_ASSOCIATED_DATA + name,
+      );
       const state = JSON.parse(opened.toString('utf8')) as Partial<SignInState>;
       const wellFormed =
-        typeof state.s === 'string' &&
-        typeof state.v === 'string' &&
-        typeof state.n === 'string' &&
+        typeof state.k === 'string' &&
         typeof state.r === 'string' &&
-        typeof state.e === 'number' &&
+        typeof state.t === 'number' &&
         Array.isArray(state.c) &&
         state.c.every((scope) => typeof scope === 'string');
       return wellFormed ? { ...(state as SignInState), r: safeReturnTo(state.r) } : undefined;

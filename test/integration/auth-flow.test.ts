@@ -14,6 +14,7 @@ const table = TableClient.fromConnectionString(
   stack.settings.TOKEN_CACHE_TABLE ?? '',
   { allowInsecureConnection: true },
 );
+const SIGN_IN_PREFIX = '__Host-bff-signin-';
 const homeAccountId = (oid: string) => `${oid}.${stack.emulator.tenantId}`;
 
 async function rowKeysOf(oid: string): Promise<string[]> {
@@ -38,6 +39,19 @@ async function callbackUrl(agent: UserAgent, username: string, returnTo = '/'): 
     target.startsWith(`${app}/auth/redirect`),
   );
   return location ?? '';
+}
+
+/** The browser's sign-in cookies for the app, as name/value pairs. */
+function signInCookies(agent: UserAgent): [string, string][] {
+  return [...agent.cookies(app)].filter(([name]) => name.startsWith(SIGN_IN_PREFIX));
+}
+
+/** The Cookie header the browser sends the app, with the app's own cookies only. */
+function appCookieHeader(agent: UserAgent): string {
+  return [...agent.cookies(app)]
+    .filter(([name]) => name.startsWith('__Host-bff-'))
+    .map(([name, value]) => `${name}=${value}`)
+    .join('; ');
 }
 
 async function signOut(agent: UserAgent, init: RequestInit = {}) {
@@ -73,10 +87,7 @@ describe('sign-in, session and sign-out over HTTP', () => {
     expect(endSession.searchParams.get('logout_hint')).toBeTruthy();
     expect(
       parseSetCookies(out).map((cookie) => [cookie.name, cookie.attributes['max-age']]),
-    ).toEqual([
-      ['__Host-bff-session', '0'],
-      ['__Host-bff-signin', '0'],
-    ]);
+    ).toEqual([['__Host-bff-session', '0']]);
 
     expect((await me(agent)).status).toBe(401);
     expect(await rowKeysOf(alice.oid)).toEqual([]);
@@ -91,7 +102,7 @@ describe('sign-in, session and sign-out over HTTP', () => {
     const start = await agent.fetch(`${app}/auth/signin?returnTo=/`);
     expect(start.status).toBe(302);
     const [signInCookie] = parseSetCookies(start);
-    expect(signInCookie?.name).toBe('__Host-bff-signin');
+    expect(signInCookie?.name).toMatch(/^__Host-bff-signin-[A-Za-z0-9_-]{16}$/);
     expect(signInCookie?.attributes).toEqual({
       'max-age': '600',
       path: '/',
@@ -115,9 +126,8 @@ describe('sign-in, session and sign-out over HTTP', () => {
     // 32 random bytes sealed: far more than 128 bits, and opaque.
     expect(Buffer.from(session?.value ?? '', 'base64url').length).toBeGreaterThan(60);
     expect(session?.value).not.toContain(bob.oid);
-    expect(
-      cookies.find((cookie) => cookie.name === '__Host-bff-signin')?.attributes['max-age'],
-    ).toBe('0');
+    const cleared = cookies.filter((cookie) => cookie.name.startsWith(SIGN_IN_PREFIX));
+    expect(cleared.map((cookie) => cookie.attributes['max-age'])).toEqual(['0']);
   });
 
   it('asks the IdP for PKCE S256, state, nonce and the read scope', async () => {
@@ -161,7 +171,7 @@ describe('sign-in, session and sign-out over HTTP', () => {
   it('refuses a callback without the sign-in cookie, and a replayed one', async () => {
     const agent = new UserAgent();
     const url = await callbackUrl(agent, alice.preferred_username);
-    const stateCookie = agent.cookies(app).get('__Host-bff-signin') ?? '';
+    const [stateCookie] = signInCookies(agent);
 
     const stranger = new UserAgent();
     const withoutCookie = await stranger.fetch(url);
@@ -171,7 +181,7 @@ describe('sign-in, session and sign-out over HTTP', () => {
     expect((await agent.fetch(url)).status).toBe(302);
     // The same callback again, even with the old sign-in cookie put back: the code is used up.
     const replay = new UserAgent();
-    replay.cookies(app).set('__Host-bff-signin', stateCookie);
+    replay.cookies(app).set(...(stateCookie ?? ['', '']));
     const replayed = await replay.fetch(url);
     expect(replayed.status).toBe(400);
     expect(await replayed.text()).toContain('may have been used already');
@@ -245,5 +255,63 @@ describe('sign-in, session and sign-out over HTTP', () => {
     });
     expect(out.status).toBe(303);
     expect((await me(agent)).status).toBe(401);
+  });
+});
+
+describe('several sign-ins in one browser (tabs)', () => {
+  it('completes three sign-ins started in three tabs, in reverse order', async () => {
+    const browser = new UserAgent();
+    const callbacks: string[] = [];
+    for (const tab of ['one', 'two', 'three']) {
+      callbacks.push(await callbackUrl(browser, alice.preferred_username, `/tab/${tab}`));
+    }
+    expect(signInCookies(browser)).toHaveLength(3);
+    const landed: string[] = [];
+    for (const callback of callbacks.reverse()) {
+      const done = await browser.fetch(callback);
+      expect(done.status, await done.clone().text()).toBe(302);
+      landed.push(done.headers.get('location') ?? '');
+      expect((await me(browser)).status).toBe(200);
+    }
+    expect(landed).toEqual(['/tab/three', '/tab/two', '/tab/one']);
+    expect(signInCookies(browser)).toEqual([]);
+    // Each completion replaced the browser's session: one is left.
+    const rows = await rowKeysOf(alice.oid);
+    expect(rows.filter((key) => key.startsWith('session.')).length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('keeps the Cookie header under 4 KB over ten started sign-ins, and the five newest complete', async () => {
+    const browser = new UserAgent();
+    await signInThroughApp(browser, app, bob.preferred_username);
+    const callbacks: string[] = [];
+    let largest = 0;
+    for (let tab = 0; tab < 10; tab += 1) {
+      callbacks.push(await callbackUrl(browser, bob.preferred_username, `/tab/${tab}`));
+      largest = Math.max(largest, appCookieHeader(browser).length);
+    }
+    // Measured with a session cookie and five sign-ins in progress (see SECURITY.md).
+    expect(largest).toBeLessThan(4096);
+    expect(signInCookies(browser)).toHaveLength(5);
+    const statuses: number[] = [];
+    for (const callback of callbacks) {
+      const done = await browser.fetch(callback);
+      await done.body?.cancel();
+      statuses.push(done.status);
+    }
+    expect(statuses).toEqual([400, 400, 400, 400, 400, 302, 302, 302, 302, 302]);
+    expect((await me(browser)).body.username).toBe(bob.preferred_username);
+  });
+
+  it('uses a state once: the same callback again fails, and other tabs still complete', async () => {
+    const browser = new UserAgent();
+    const first = await callbackUrl(browser, alice.preferred_username, '/first');
+    const second = await callbackUrl(browser, alice.preferred_username, '/second');
+    expect((await browser.fetch(first)).status).toBe(302);
+    const replayed = await browser.fetch(first);
+    expect(replayed.status).toBe(400);
+    expect(await replayed.text()).toContain('does not match');
+    const done = await browser.fetch(second);
+    expect(done.status).toBe(302);
+    expect(done.headers.get('location')).toBe('/second');
   });
 });

@@ -39,7 +39,8 @@ const origin = stack.appOrigin;
 const cy = testUser('cy@contoso.example');
 const dee = testUser('dee@contoso.example');
 const SESSION = '__Host-bff-session';
-const SIGN_IN = '__Host-bff-signin';
+// Sign-in cookies are named per sign-in: `__Host-bff-signin-<tag of the state>`.
+const SIGN_IN_PREFIX = '__Host-bff-signin-';
 const secrets = settingSecrets(stack.settings);
 const homeAccountId = (oid: string) => `${oid}.${stack.emulator.tenantId}`;
 
@@ -50,7 +51,7 @@ interface Signed {
 let cyAgent: Signed;
 let deeAgent: Signed;
 /** Sign-in cookies the app issued, with the state each is bound to. */
-const signIns: { cookie: string; state: string }[] = [];
+const signIns: { name: string; cookie: string; state: string }[] = [];
 /** Session cookies that are well-formed but name no live session. */
 const deadSessionCookies: string[] = [];
 
@@ -65,11 +66,13 @@ async function signIn(username: string): Promise<Signed> {
   return { agent, cookie: cookie ?? '' };
 }
 
-async function startSignIn(): Promise<{ cookie: string; state: string }> {
+async function startSignIn(): Promise<{ name: string; cookie: string; state: string }> {
   const agent = new UserAgent();
   const response = await agent.fetch(`${origin}/auth/signin?returnTo=/`);
   const state = new URL(response.headers.get('location') ?? '').searchParams.get('state') ?? '';
-  return { cookie: agent.cookies(origin).get(SIGN_IN) ?? '', state };
+  const [name = '', cookie = ''] =
+    [...agent.cookies(origin)].find(([key]) => key.startsWith(SIGN_IN_PREFIX)) ?? [];
+  return { name, cookie, state };
 }
 
 beforeAll(async () => {
@@ -110,7 +113,7 @@ function cookieHeader(extra: fc.Arbitrary<[string, string]>[] = []): fc.Arbitrar
     fc.constantFrom(...signIns.map((signIn) => signIn.cookie)),
   );
   const pair = fc.oneof(
-    fc.tuple(fc.constantFrom(SESSION, SIGN_IN), value),
+    fc.tuple(fc.constantFrom(SESSION, ...signIns.map((signIn) => signIn.name)), value),
     fc.tuple(
       headerValue.map((name) => name.replace(/[;=]/g, '')),
       value,
@@ -379,7 +382,7 @@ describe('hostile input against every route of the shared app', () => {
         if (error !== undefined) query.set('error', error);
         const answer = await rawRequest(origin, {
           path: `/auth/redirect?${query.toString()}`,
-          headers: { cookie: `${SIGN_IN}=${signIn.cookie}` },
+          headers: { cookie: `${signIn.name}=${signIn.cookie}` },
         });
         tally('callback', answer.status);
         expectClean(answer, { code, state, useRealState, error }, code === undefined ? [] : [code]);

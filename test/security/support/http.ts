@@ -157,16 +157,18 @@ export function cookieRuleViolations(headers: IncomingHttpHeaders): string[] {
         return [key.toLowerCase(), value.join('=').toLowerCase()] as const;
       }),
     );
-    const expected: Record<string, string> = {
-      '__Host-bff-session': 'strict',
-      '__Host-bff-signin': 'lax',
-    };
-    if (!(name in expected)) problems.push(`unexpected cookie ${name}`);
+    // The session cookie, or one sign-in's state cookie (`__Host-bff-signin-<tag>`).
+    const expected = /^__Host-bff-signin-[A-Za-z0-9_-]{16}$/.test(name)
+      ? 'lax'
+      : name === '__Host-bff-session'
+        ? 'strict'
+        : undefined;
+    if (expected === undefined) problems.push(`unexpected cookie ${name}`);
     if (!attributes.has('secure')) problems.push(`${name} without Secure`);
     if (!attributes.has('httponly')) problems.push(`${name} without HttpOnly`);
     if (attributes.get('path') !== '/') problems.push(`${name} without Path=/`);
     if (attributes.has('domain')) problems.push(`${name} with a Domain`);
-    if (attributes.get('samesite') !== expected[name]) {
+    if (attributes.get('samesite') !== expected) {
       problems.push(`${name} with SameSite=${attributes.get('samesite') ?? '(none)'}`);
     }
   }
