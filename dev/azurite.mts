@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { once } from 'node:events';
 import { findFreePort } from './ports.mts';
 
 const require = createRequire(import.meta.url);
@@ -13,8 +12,11 @@ const ACCOUNT_KEY =
 export interface AzuriteOptions {
   /** Table port; 0 picks a free one. Default 0. */
   readonly tablePort?: number;
-  /** Also run the blob and queue services (the Functions host needs them) on their default ports. */
+  /** Also run the blob and queue services (the Functions host needs them). */
   readonly allServices?: boolean;
+  /** With allServices: the blob and queue ports; default 10000 and 10001, Azurite's own. */
+  readonly blobPort?: number;
+  readonly queuePort?: number;
   /** Keep data in this folder; without it data lives in memory and is gone when Azurite stops. */
   readonly location?: string;
   /** Where Azurite's own output goes; default: discarded. */
@@ -26,6 +28,8 @@ export interface Azurite {
   readonly tableEndpoint: string;
   /** A full connection string for the table endpoint (works on any port). */
   readonly connectionString: string;
+  /** Settles when Azurite exits, whoever stopped it. */
+  readonly exited: Promise<void>;
   /** Stops Azurite and waits for it to exit. */
   stop(): Promise<void>;
 }
@@ -59,6 +63,18 @@ function waitForListening(
   });
 }
 
+/** A connection string for Azurite's blob, queue and table services on these ports. */
+export function storageConnectionString(ports: { blob: number; queue: number; table: number }) {
+  const endpoint = (service: string, port: number) =>
+    `${service}Endpoint=http://127.0.0.1:${port}/${ACCOUNT};`;
+  return (
+    `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${ACCOUNT_KEY};` +
+    endpoint('Blob', ports.blob) +
+    endpoint('Queue', ports.queue) +
+    endpoint('Table', ports.table)
+  );
+}
+
 /** Starts a real Azurite as a child process and resolves once its services listen. */
 export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurite> {
   const tablePort = options.tablePort || (await findFreePort());
@@ -66,8 +82,13 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
     ? 'azurite/dist/src/azurite.js'
     : 'azurite/dist/src/table/main.js';
   const args = [require.resolve(entry), '--tablePort', String(tablePort), '--disableTelemetry'];
+  if (options.allServices) {
+    args.push('--blobPort', String(options.blobPort ?? 10000));
+    args.push('--queuePort', String(options.queuePort ?? 10001));
+  }
   args.push(...(options.location ? ['--location', options.location] : ['--inMemoryPersistence']));
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
     await waitForListening(child, options.allServices ? 3 : 1, options.onOutput);
   } catch (error) {
@@ -79,10 +100,9 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
     tablePort,
     tableEndpoint,
     connectionString: tableConnectionString(tableEndpoint),
+    exited,
     async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;
     },
   };

@@ -1,25 +1,97 @@
 // `npm run dev`: the whole app offline. Starts Azurite, the Entra External ID emulator, the sample
 // ToDoList API and the function app (`func start` where Core Tools is installed, else the local
-// host), wires them together with keys generated once into .dev/, and stops everything on Ctrl-C.
+// host), wires them together with keys generated once into .dev/, and stops everything on Ctrl-C,
+// on SIGINT, SIGTERM or SIGHUP, when its parent (npm) goes away, or when one of its parts exits.
+// What the stack stores (Azurite's tables, the emulator's sign-ins and keys, the API's items) is
+// kept in .dev/ across restarts; `--fresh` deletes it first.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startAzurite, type Azurite } from './azurite.mts';
+import { parseArgs } from 'node:util';
+import { startAzurite, storageConnectionString, type Azurite } from './azurite.mts';
 import { startEntraEmulator, type EntraEmulator } from './entra-emulator/emulator.mts';
 import { isPortFree } from './ports.mts';
 import { startTodoListApi, type TodoListApi } from './todolist-api/todolist-api.mts';
 import { DEV_IDENTITIES, appSettings, webAppClient } from './dev-settings.mts';
 
 const root = path.resolve(import.meta.dirname, '..');
-const devDir = path.join(root, '.dev');
-const APP_PORT = Number(process.env.PORT || 7071);
-const EMULATOR_PORT = 7443;
-const API_PORT = 7072;
-const AZURITE_PORTS = [10000, 10001, 10002];
-const APP_ORIGIN = `http://localhost:${APP_PORT}`;
 const READY_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+const usage = `Usage: npm run dev [-- options]
+
+  --fresh                     start clean: delete the stored data first (see below)
+  --state-dir <dir>           where the stack keeps its state (.dev)
+  --port <port>               the function app's port (PORT, else 7071)
+  --emulator-port <port>      the Entra emulator's port (7443)
+  --api-port <port>           the sample ToDoList API's port (7072)
+  --azurite-ports <b,q,t>     Azurite's blob, queue and table ports (10000,10001,10002)
+  -h, --help                  show this help
+
+State kept in the state directory across restarts, so users stay signed in with their to-dos:
+  azurite/          Azurite's storage: the app's sessions and token caches
+  entra-emulator/   the emulator's signing and cookie keys, grants, sessions, refresh tokens
+  todolist-api/     the sample API's to-do items
+--fresh deletes these three. It keeps certs/ (the emulator's HTTPS certificate, which you may
+have trusted in a browser) and secrets.json (the app's client secret and encryption keys).`;
+
+function fail(message: string): never {
+  console.error(`\nnpm run dev: ${message}`);
+  process.exit(1);
+}
+
+function readOptions() {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        fresh: { type: 'boolean', default: false },
+        'state-dir': { type: 'string', default: path.join(root, '.dev') },
+        port: { type: 'string', default: process.env.PORT || '7071' },
+        'emulator-port': { type: 'string', default: '7443' },
+        'api-port': { type: 'string', default: '7072' },
+        'azurite-ports': { type: 'string', default: '10000,10001,10002' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (error) {
+    fail(`${(error as Error).message}\n\n${usage}`);
+  }
+  if (values.help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  const port = (name: string, text: string): number => {
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1 || value > 65_535) {
+      fail(`${name} "${text}" is not a port number (1-65535)`);
+    }
+    return value;
+  };
+  const [blob, queue, table, ...extra] = values['azurite-ports'].split(',');
+  if (table === undefined || extra.length > 0) fail('--azurite-ports takes three ports: b,q,t');
+  return {
+    fresh: values.fresh,
+    stateDir: path.resolve(values['state-dir']),
+    appPort: port('--port', values.port),
+    emulatorPort: port('--emulator-port', values['emulator-port']),
+    apiPort: port('--api-port', values['api-port']),
+    azurite: {
+      blob: port('--azurite-ports', blob ?? ''),
+      queue: port('--azurite-ports', queue ?? ''),
+      table: port('--azurite-ports', table),
+    },
+  };
+}
+
+const options = readOptions();
+const { stateDir } = options;
+const APP_ORIGIN = `http://localhost:${options.appPort}`;
+// The app's cookies belong to the host of REDIRECT_URI (localhost): an address the app also
+// listens on (127.0.0.1) is not a URL to open, so the app's own listing is rewritten to it.
+const APP_LISTEN_ORIGIN = `http://127.0.0.1:${options.appPort}`;
 
 interface DevSecrets {
   clientSecret: string;
@@ -27,14 +99,9 @@ interface DevSecrets {
   tokenCacheKey: string;
 }
 
-function fail(message: string): never {
-  console.error(`\nnpm run dev: ${message}`);
-  process.exit(1);
-}
-
 /** Kept across runs so that a restart does not sign everyone out. */
 function loadOrCreateSecrets(): DevSecrets {
-  const file = path.join(devDir, 'secrets.json');
+  const file = path.join(stateDir, 'secrets.json');
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as DevSecrets;
   const secrets: DevSecrets = {
     clientSecret: randomBytes(24).toString('base64url'),
@@ -45,12 +112,18 @@ function loadOrCreateSecrets(): DevSecrets {
   return secrets;
 }
 
+/** The folders --fresh deletes: everything the stack stored, not its certificate or secrets. */
+const STATE_FOLDERS = ['azurite', 'entra-emulator', 'todolist-api'];
+
 async function checkPorts(): Promise<void> {
   const wanted: [number, string][] = [
-    [APP_PORT, 'the function app (set PORT to use another)'],
-    [EMULATOR_PORT, 'the Entra emulator'],
-    [API_PORT, 'the sample ToDoList API'],
-    ...AZURITE_PORTS.map((port): [number, string] => [port, 'Azurite']),
+    [options.appPort, 'the function app (--port or PORT to use another)'],
+    [options.emulatorPort, 'the Entra emulator (--emulator-port)'],
+    [options.apiPort, 'the sample ToDoList API (--api-port)'],
+    ...Object.values(options.azurite).map((port): [number, string] => [
+      port,
+      'Azurite (--azurite-ports)',
+    ]),
   ];
   const taken: string[] = [];
   for (const [port, owner] of wanted) {
@@ -73,17 +146,19 @@ function prefixOutput(child: ChildProcess, label: string): void {
     stream?.on('data', (chunk: Buffer) => {
       const lines = (pending + chunk.toString()).split('\n');
       pending = lines.pop() ?? '';
-      for (const line of lines) console.log(`[${label}] ${line}`);
+      for (const line of lines) {
+        console.log(`[${label}] ${line.replaceAll(APP_LISTEN_ORIGIN, APP_ORIGIN)}`);
+      }
     });
   }
 }
 
 async function waitUntilHealthy(child: ChildProcess): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && !stopping) {
     if (child.exitCode !== null) throw new Error(`the app exited with code ${child.exitCode}`);
     try {
-      const response = await fetch(`http://127.0.0.1:${APP_PORT}/health`);
+      const response = await fetch(`${APP_LISTEN_ORIGIN}/health`);
       if (response.ok) return;
     } catch {
       // not listening yet
@@ -97,77 +172,136 @@ function printBanner(emulator: EntraEmulator, api: TodoListApi): void {
   const users = emulator.users
     .map((user) => `    ${user.name} <${user.preferred_username}>`)
     .join('\n');
+  const { blob, queue, table } = options.azurite;
   console.log(`
 Ready. Open ${APP_ORIGIN}/ and sign in as a test user:
 ${users}
 
   App               ${APP_ORIGIN}  (health: ${APP_ORIGIN}/health)
-  Sign in           ${APP_ORIGIN}/auth/signin
-  Entra emulator    ${emulator.authority}  (admin: ${emulator.origin}/_emulator/)
-  ToDoList API      ${api.endpoint}
-  Azurite           blob 10000, queue 10001, table 10002
+  Entra emulator    ${emulator.authority}  (admin API: ${emulator.origin}/_emulator/)
+  ToDoList API      ${api.endpoint}  (faults: dev/todolist-api/README.md)
+  Azurite           blob ${blob}, queue ${queue}, table ${table}
+  State             ${stateDir} (kept across restarts; npm run dev -- --fresh starts clean)
 
+Use ${APP_ORIGIN}, not 127.0.0.1: the app's cookies belong to the host of its redirect URI.
 The emulator's HTTPS certificate is self-signed: your browser warns once on its sign-in page.
 To trust it instead, import ${emulator.caCertPath}.
 Press Ctrl-C to stop.`);
 }
 
-await checkPorts();
-mkdirSync(path.join(devDir, 'azurite'), { recursive: true });
-const secrets = loadOrCreateSecrets();
-
 let azurite: Azurite | undefined;
 let emulator: EntraEmulator | undefined;
 let api: TodoListApi | undefined;
 let appProcess: ChildProcess | undefined;
+// The start-up step under way: stopping waits for it, so a part that was starting is stopped too.
+let pendingStep: Promise<unknown> = Promise.resolve();
 let stopping = false;
 
-async function stopAll(exitCode: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
-    console.log('\nStopping the development stack…');
-    if (appProcess && appProcess.exitCode === null) {
-      const exited = new Promise((resolve) => appProcess?.once('exit', resolve));
-      appProcess.kill('SIGTERM');
-      await exited;
-    }
-    await api?.close();
-    await emulator?.close();
-    await azurite?.stop();
-    console.log('Stopped.');
-  }
+/** Thrown by the start-up when a stop began during one of its steps, so it starts nothing more. */
+class StopRequested extends Error {}
+
+/**
+ * Runs a start-up step: `keep` records the started part before a stop that waits for the step
+ * looks for it, and a stop asked for meanwhile ends the start-up there.
+ */
+function step<T>(promise: Promise<T>, keep: (part: T) => void = () => undefined): Promise<T> {
+  const kept = promise.then((part) => {
+    keep(part);
+    return part;
+  });
+  pendingStep = kept.catch(() => undefined);
+  return kept.then((part) => {
+    if (stopping) throw new StopRequested();
+    return part;
+  });
+}
+
+async function stopApp(): Promise<void> {
+  const child = appProcess;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function stopAll(exitCode: number, reason: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  console.log(`\n${reason}: stopping the development stack…`);
+  await pendingStep;
+  await stopApp();
+  await api?.close();
+  await emulator?.close();
+  await azurite?.stop();
+  console.log('Stopped.');
   process.exit(exitCode);
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => void stopAll(0));
+// npm forwards SIGINT and SIGTERM to the script it runs (package.json runs this with `exec`, so
+// there is no shell in between to swallow them); SIGHUP comes when the terminal closes.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => void stopAll(0, signal));
 }
 
+// npm does not forward SIGHUP, and a parent killed outright forwards nothing: when the parent is
+// gone this process is re-parented, which is the only sign of it Node offers.
+const parentPid = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parentPid) void stopAll(0, `The parent process (${parentPid}) exited`);
+}, 500).unref();
+
+await checkPorts();
+if (options.fresh) {
+  for (const folder of STATE_FOLDERS)
+    rmSync(path.join(stateDir, folder), { recursive: true, force: true });
+  console.log(
+    `--fresh: deleted ${STATE_FOLDERS.map((folder) => `${folder}/`).join(', ')} in ${stateDir}`,
+  );
+}
+mkdirSync(path.join(stateDir, 'azurite'), { recursive: true });
+const secrets = loadOrCreateSecrets();
+
 try {
-  console.log('Starting Azurite (data in .dev/azurite)…');
-  azurite = await startAzurite({
-    tablePort: 10002,
-    allServices: true,
-    location: path.join(devDir, 'azurite'),
-  });
+  console.log(`Starting Azurite (data in ${path.join(stateDir, 'azurite')})…`);
+  const startedAzurite = await step(
+    startAzurite({
+      allServices: true,
+      blobPort: options.azurite.blob,
+      queuePort: options.azurite.queue,
+      tablePort: options.azurite.table,
+      location: path.join(stateDir, 'azurite'),
+    }),
+    (part) => (azurite = part),
+  );
+  void startedAzurite.exited.then(() => void stopAll(1, 'Azurite exited'));
 
   console.log('Starting the Entra External ID emulator…');
-  emulator = await startEntraEmulator({
-    port: EMULATOR_PORT,
-    certDir: path.join(devDir, 'certs'),
-    tenantId: DEV_IDENTITIES.tenantId,
-    clients: [webAppClient(APP_ORIGIN, secrets.clientSecret)],
-    api: { clientId: DEV_IDENTITIES.apiClientId },
-  });
+  const startedEmulator = await step(
+    startEntraEmulator({
+      port: options.emulatorPort,
+      certDir: path.join(stateDir, 'certs'),
+      stateDir: path.join(stateDir, 'entra-emulator'),
+      tenantId: DEV_IDENTITIES.tenantId,
+      clients: [webAppClient(APP_ORIGIN, secrets.clientSecret)],
+      api: { clientId: DEV_IDENTITIES.apiClientId },
+    }),
+    (part) => (emulator = part),
+  );
 
   console.log('Starting the sample ToDoList API…');
-  api = await startTodoListApi({
-    port: API_PORT,
-    issuer: emulator.issuer,
-    jwksUri: emulator.jwksUri,
-    audience: DEV_IDENTITIES.apiClientId,
-    caCertPem: emulator.caCertPem,
-  });
+  const startedApi = await step(
+    startTodoListApi({
+      port: options.apiPort,
+      issuer: startedEmulator.issuer,
+      jwksUri: startedEmulator.jwksUri,
+      audience: DEV_IDENTITIES.apiClientId,
+      caCertPem: startedEmulator.caCertPem,
+      dataFile: path.join(stateDir, 'todolist-api', 'items.json'),
+    }),
+    (part) => (api = part),
+  );
 
   const useCoreTools = hasCoreTools();
   console.log(
@@ -175,36 +309,38 @@ try {
       ? 'Starting the app with func start…'
       : 'Starting the app on the local host (Core Tools not found)…',
   );
+  const storage = storageConnectionString(options.azurite);
   const env = {
     ...process.env,
     ...appSettings({
       appOrigin: APP_ORIGIN,
-      authority: emulator.authority,
+      authority: startedEmulator.authority,
       clientSecret: secrets.clientSecret,
-      todoListEndpoint: api.endpoint,
-      tokenCacheStorage: 'UseDevelopmentStorage=true',
+      todoListEndpoint: startedApi.endpoint,
+      tokenCacheStorage: storage,
       sessionKeys: secrets.sessionKey,
       tokenCacheKeys: secrets.tokenCacheKey,
     }),
-    AzureWebJobsStorage: 'UseDevelopmentStorage=true',
+    AzureWebJobsStorage: storage,
     FUNCTIONS_WORKER_RUNTIME: 'node',
-    NODE_EXTRA_CA_CERTS: emulator.caCertPath,
-    PORT: String(APP_PORT),
+    NODE_EXTRA_CA_CERTS: startedEmulator.caCertPath,
+    PORT: String(options.appPort),
   };
   const [command, args] = useCoreTools
-    ? ['func', ['start', '--port', String(APP_PORT)]]
+    ? ['func', ['start', '--port', String(options.appPort)]]
     : [process.execPath, [path.join(root, 'dev/local-host/cli.mts')]];
-  appProcess = spawn(command, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  prefixOutput(appProcess, 'app');
-  appProcess.once('exit', (code) => {
-    if (!stopping) {
-      console.error(`The app exited (code ${code}).`);
-      void stopAll(1);
-    }
-  });
-  await waitUntilHealthy(appProcess);
-  printBanner(emulator, api);
+  const child = spawn(command, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  appProcess = child;
+  prefixOutput(child, 'app');
+  child.once(
+    'exit',
+    (code, signal) => void stopAll(1, `The app exited (${signal ?? `code ${code}`})`),
+  );
+  await step(waitUntilHealthy(child));
+  printBanner(startedEmulator, startedApi);
 } catch (error) {
-  console.error(`\nnpm run dev: ${(error as Error).message}`);
-  await stopAll(1);
+  if (!(error instanceof StopRequested)) {
+    console.error(`\nnpm run dev: ${(error as Error).message}`);
+    await stopAll(1, 'Start-up failed');
+  }
 }

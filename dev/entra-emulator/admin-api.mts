@@ -18,9 +18,20 @@ export interface AdminOperations {
 
 export const adminBasePath = '/_emulator';
 
+const adminRoutes = [
+  'GET ',
+  'GET counters',
+  'POST counters/reset',
+  'POST faults',
+  'DELETE faults',
+  'POST lifetimes',
+  'POST users/<oid>/revoke',
+  'GET users',
+];
+
 /**
  * The emulator's control surface for test workers in other processes, under /_emulator/:
- *   GET counters · POST counters/reset · POST faults (a fault as JSON) · DELETE faults ·
+ *   GET (this list, the address `npm run dev` prints) · GET counters · POST counters/reset · POST faults (a fault as JSON) · DELETE faults ·
  *   POST lifetimes (some of accessTokenSeconds, idTokenSeconds, refreshTokenSeconds) ·
  *   POST users/<oid>/revoke · GET users
  * It has no authentication: it is a development tool and answers loopback clients only.
@@ -36,7 +47,9 @@ export function adminApi(operations: AdminOperations): Middleware {
     const route = `${ctx.method} ${ctx.path.slice(adminBasePath.length + 1)}`;
     const revoke = /^POST users\/([^/]+)\/revoke$/.exec(route);
     try {
-      if (route === 'GET counters') {
+      if (route === 'GET ') {
+        json(ctx, 200, { routes: adminRoutes.map((r) => r.replace(' ', ` ${adminBasePath}/`)) });
+      } else if (route === 'GET counters') {
         json(ctx, 200, operations.counters());
       } else if (route === 'POST counters/reset') {
         operations.resetCounters();

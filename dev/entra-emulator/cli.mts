@@ -1,9 +1,10 @@
-// Runs the Entra External ID emulator on its own, until Ctrl+C (SIGINT) or SIGTERM.
+// Runs the Entra External ID emulator on its own (`npm run emulator`), until Ctrl+C (SIGINT) or
+// SIGTERM.
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { emulatorDefaults, startEntraEmulator, type EntraEmulator } from './emulator.mts';
 
-const usage = `Usage: node dev/entra-emulator/cli.mts [options]
+const usage = `Usage: npm run emulator -- [options]
 
   --host <address>                    address to listen on (127.0.0.1)
   --port <port>                       port to listen on, 0 for any free one (7443)
@@ -14,6 +15,8 @@ const usage = `Usage: node dev/entra-emulator/cli.mts [options]
   --post-logout-redirect-uri <url>    a post-logout redirect URI of the web app (repeatable)
   --api-client-id <id>                the protected API's client id (scopes api://<id>/...)
   --cert-dir <dir>                    where the CA and server certificate are kept (.dev/certs)
+  --state-dir <dir>                   keep keys, grants and sessions here across restarts
+                                      (default: none, in memory)
   -h, --help                          show this help`;
 
 function fail(message: string, exitCode: number): never {
@@ -34,6 +37,7 @@ try {
       'post-logout-redirect-uri': { type: 'string', multiple: true },
       'api-client-id': { type: 'string' },
       'cert-dir': { type: 'string', default: '.dev/certs' },
+      'state-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   }));
@@ -67,6 +71,7 @@ try {
     ],
     api: { clientId: values['api-client-id'] ?? emulatorDefaults.api.clientId },
     certDir: resolve(values['cert-dir']),
+    stateDir: values['state-dir'] === undefined ? undefined : resolve(values['state-dir']),
   });
 } catch (error) {
   const { code, message } = error as NodeJS.ErrnoException;

@@ -1,5 +1,5 @@
-import { generateKeyPair, randomUUID, type JsonWebKey } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { generateKeyPair, randomBytes, randomUUID, type JsonWebKey } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { isIPv6 } from 'node:net';
@@ -39,6 +39,12 @@ export interface EntraEmulatorOptions {
   lifetimes?: Partial<Lifetimes>;
   /** Keeps the CA and server certificate here and reuses them; a fresh temporary one otherwise. */
   certDir?: string;
+  /**
+   * Keeps the signing key, the cookie keys and oidc-provider's store (grants, sessions, refresh
+   * tokens) here, so a restart signs no one out and tokens issued before it still verify. Without
+   * it they are made at start and live in memory only.
+   */
+  stateDir?: string;
 }
 
 /** Requests seen per endpoint; token requests per grant type. */
@@ -137,19 +143,13 @@ export async function startEntraEmulator(
 
   const server = createServer();
   let tls: TlsMaterial;
-  let signingKey: JsonWebKey;
+  let keys: EmulatorKeys;
   try {
     tls = await loadOrCreateTlsMaterial(certDir, [
       ...new Set(['localhost', '127.0.0.1', '::1', host]),
     ]);
     server.setSecureContext({ cert: tls.certPem, key: tls.keyPem });
-    const { privateKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
-    signingKey = {
-      ...privateKey.export({ format: 'jwk' }),
-      kid: randomUUID(),
-      alg: 'RS256',
-      use: 'sig',
-    };
+    keys = await loadOrCreateKeys(options.stateDir);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(options.port ?? 0, host, () => {
@@ -166,7 +166,9 @@ export async function startEntraEmulator(
   const origin = `https://${isIPv6(host) ? `[${host}]` : host}:${port}`;
   const issuer = `${origin}/${tenantId}/v2.0`;
   const paths = entraPaths(tenantId);
-  const store = new MemoryStore();
+  const store = new MemoryStore(
+    options.stateDir === undefined ? {} : { file: join(options.stateDir, 'store.json') },
+  );
   const faults = new FaultInjector();
   let counts = emptyCounts();
 
@@ -178,7 +180,8 @@ export async function startEntraEmulator(
     users,
     lifetimes,
     store,
-    signingKey,
+    signingKey: keys.signingKey,
+    cookieKeys: keys.cookieKeys,
   });
   provider.on('server_error', (ctx, error) => {
     console.error(`entra-emulator: internal error answering ${ctx.method} ${ctx.path}`, error);
@@ -273,9 +276,43 @@ export async function startEntraEmulator(
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
+      store.flush();
       await removeOwnCertDir();
     },
   };
+}
+
+interface EmulatorKeys {
+  signingKey: JsonWebKey;
+  cookieKeys: string[];
+}
+
+async function createKeys(): Promise<EmulatorKeys> {
+  const { privateKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
+  return {
+    signingKey: {
+      ...privateKey.export({ format: 'jwk' }),
+      kid: randomUUID(),
+      alg: 'RS256',
+      use: 'sig',
+    },
+    cookieKeys: [randomBytes(32).toString('base64url')],
+  };
+}
+
+/** The keys kept in `stateDir/keys.json` (readable by the owner only), or new ones. */
+async function loadOrCreateKeys(stateDir: string | undefined): Promise<EmulatorKeys> {
+  if (stateDir === undefined) return createKeys();
+  const file = join(stateDir, 'keys.json');
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as EmulatorKeys;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const keys = await createKeys();
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  await writeFile(file, JSON.stringify(keys), { mode: 0o600 });
+  return keys;
 }
 
 function emptyCounts(): RequestCounts {

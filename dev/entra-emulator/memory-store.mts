@@ -1,3 +1,5 @@
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 
 interface Entry {
@@ -17,9 +19,56 @@ interface Entry {
  *   at once, so two processes refreshing with the same token both succeed, where oidc-provider
  *   would treat the second use as a replay and revoke the whole grant.
  * One store serves every model, so a user's grants can be listed and revoked.
+ *
+ * With a `file`, the store starts from what the file holds and writes itself back after every
+ * change, so `npm run dev` keeps its users signed in (grants, sessions, refresh tokens) across a
+ * restart. Without one it lives in memory only, as the tests' emulators do.
  */
 export class MemoryStore {
   readonly #entries = new Map<string, Entry>();
+  readonly #file: string | undefined;
+  #saveScheduled = false;
+
+  constructor(options: { file?: string } = {}) {
+    this.#file = options.file;
+    if (this.#file === undefined) return;
+    let saved: (Omit<Entry, 'expiresAt'> & { expiresAt: number | null })[];
+    try {
+      saved = JSON.parse(readFileSync(this.#file, 'utf8')) as typeof saved;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new Error(
+        `cannot read the emulator's store ${this.#file}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    for (const entry of saved) {
+      // JSON has no Infinity: an entry without expiry is saved with expiresAt null.
+      const expiresAt = entry.expiresAt ?? Infinity;
+      this.#entries.set(`${entry.model}:${entry.id}`, { ...entry, expiresAt });
+    }
+    this.#dropExpired();
+  }
+
+  /** Writes the store once per turn of the event loop however many changes it made. */
+  #changed(): void {
+    if (this.#file === undefined || this.#saveScheduled) return;
+    this.#saveScheduled = true;
+    queueMicrotask(() => {
+      this.#saveScheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Writes the store to its file now (a no-op without one): a new file renamed over the old. */
+  flush(): void {
+    if (this.#file === undefined) return;
+    mkdirSync(dirname(this.#file), { recursive: true, mode: 0o700 });
+    const temporary = `${this.#file}.${process.pid}.tmp`;
+    // Refresh tokens and sessions: readable by the owner only, like the keys beside them.
+    writeFileSync(temporary, JSON.stringify([...this.#entries.values()]), { mode: 0o600 });
+    renameSync(temporary, this.#file);
+  }
 
   adapterFor(model: string): Adapter {
     const key = (id: string) => `${model}:${id}`;
@@ -35,6 +84,7 @@ export class MemoryStore {
         this.#dropExpired();
         const expiresAt = expiresIn === undefined ? Infinity : Date.now() + expiresIn * 1000;
         this.#entries.set(key(id), { model, id, payload, expiresAt });
+        this.#changed();
         return done;
       },
       find: (id) => Promise.resolve(find(id)),
@@ -47,10 +97,12 @@ export class MemoryStore {
           const payload = find(id);
           if (payload) payload.consumed = Math.floor(Date.now() / 1000);
         }
+        this.#changed();
         return done;
       },
       destroy: (id) => {
         this.#entries.delete(key(id));
+        this.#changed();
         return done;
       },
       revokeByGrantId: (grantId) => {
@@ -59,6 +111,7 @@ export class MemoryStore {
             this.#entries.delete(entryKey);
           }
         }
+        this.#changed();
         return done;
       },
     };
@@ -83,6 +136,7 @@ export class MemoryStore {
         this.#entries.delete(entryKey);
       }
     }
+    this.#changed();
   }
 
   #live(entry: Entry | undefined): Entry | undefined {

@@ -1,4 +1,4 @@
-import { randomBytes, type JsonWebKey } from 'node:crypto';
+import type { JsonWebKey } from 'node:crypto';
 import Provider, {
   errors,
   interactionPolicy,
@@ -54,6 +54,8 @@ export interface ProviderSettings {
   lifetimes: Readonly<Lifetimes>;
   store: MemoryStore;
   signingKey: JsonWebKey;
+  /** Keys that sign oidc-provider's cookies (its session and interaction cookies). */
+  cookieKeys: string[];
 }
 
 const oidcScopes = ['openid', 'profile', 'offline_access'];
@@ -169,7 +171,7 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
     },
     // Entra puts the profile claims in the ID token of the code flow too.
     conformIdTokenClaims: false,
-    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    cookies: { keys: settings.cookieKeys },
     extraParams: { scope: applyEntraScopeRules },
     features: {
       devInteractions: { enabled: false },

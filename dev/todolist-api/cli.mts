@@ -5,7 +5,7 @@ import { startTodoListApi } from './todolist-api.mts';
 import type { TodoListApi } from './todolist-api.mts';
 
 const usage =
-  'Usage: node dev/todolist-api/cli.mts --issuer <url> --jwks-uri <url> --audience <api-client-id>' +
+  'Usage: npm run todolist-api -- --issuer <url> --jwks-uri <url> --audience <api-client-id>' +
   ' [--ca-cert <file.pem>] [--port 7072]';
 
 function fail(message: string, exitCode = 1): never {

@@ -1,7 +1,10 @@
 // A sample ToDoList web API with the contract of the Entra External ID tutorial's API, for offline
 // development and tests: bearer JWTs checked against the emulator's JWKS, data kept per `oid` in
-// memory, and injectable faults so the app's error handling can be exercised.
+// memory (and in a file when asked), and injectable faults so the app's error handling can be
+// exercised.
 import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createServer, STATUS_CODES } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -25,6 +28,8 @@ export interface TodoListApiOptions {
   readScope?: string;
   writeScope?: string;
   maxBodyBytes?: number;
+  /** Keeps the items in this JSON file, read at start and rewritten after every change. */
+  dataFile?: string;
 }
 
 export interface TodoItem {
@@ -122,7 +127,17 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
     options.caCertPem === undefined ? {} : { [customFetch]: fetchTrusting(options.caCertPem) },
   );
 
-  const store = new Map<string, Map<string, TodoItem>>();
+  const store = loadItems(options.dataFile);
+  const saveItems = () => {
+    if (options.dataFile === undefined) return;
+    mkdirSync(dirname(options.dataFile), { recursive: true });
+    const temporary = `${options.dataFile}.${process.pid}.tmp`;
+    writeFileSync(
+      temporary,
+      JSON.stringify([...store.values()].flatMap((items) => [...items.values()])),
+    );
+    renameSync(temporary, options.dataFile);
+  };
   const faults = new Map<FaultMode, { fault: Fault; remaining: number }>();
   let log: LoggedRequest[] = [];
   let counters = newCounters();
@@ -262,6 +277,7 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
       if (method === 'GET') return send(res, 200, [...items.values()]);
       const item = { id: randomUUID(), owner, description: readDescription(await readJson(req)) };
       items.set(item.id, item);
+      saveItems();
       return send(res, 201, item, { Location: `/api/todolist/${item.id}` });
     }
     switch (method) {
@@ -270,6 +286,7 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
       case 'DELETE':
         find(id);
         items.delete(id);
+        saveItems();
         return send(res, 204);
       default: {
         const body = await readJson(req);
@@ -277,6 +294,7 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
         const description = unchanged ? undefined : readDescription(body);
         const item = find(id);
         item.description = description ?? item.description;
+        saveItems();
         return send(res, 200, item);
       }
     }
@@ -309,6 +327,7 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
 
   function reset(): void {
     store.clear();
+    saveItems();
     faults.clear();
     log = [];
     counters = newCounters();
@@ -351,6 +370,27 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
         server.closeAllConnections();
       })),
   };
+}
+
+/** The items kept in `file`, by owner; none when there is no file yet. */
+function loadItems(file: string | undefined): Map<string, Map<string, TodoItem>> {
+  const byOwner = new Map<string, Map<string, TodoItem>>();
+  if (file === undefined) return byOwner;
+  let items: TodoItem[];
+  try {
+    items = JSON.parse(readFileSync(file, 'utf8')) as TodoItem[];
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return byOwner;
+    throw new Error(`cannot read the to-do items in ${file}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  for (const item of items) {
+    const owned = byOwner.get(item.owner) ?? new Map<string, TodoItem>();
+    owned.set(item.id, item);
+    byOwner.set(item.owner, owned);
+  }
+  return byOwner;
 }
 
 function newCounters(): TodoListApiCounters {

@@ -1,0 +1,184 @@
+// `npm run dev` as a user meets it: a restart keeps users signed in with their to-dos, --fresh
+// starts clean, and a signal to any process of the stack stops all of it and frees every port.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  allPorts,
+  freeDevStackPorts,
+  processTree,
+  shareTestCa,
+  startDevStack,
+  waitUntilAllGone,
+  type RunningDevStack,
+} from '../support/dev-stack-process.ts';
+import { testStack } from '../support/stack.ts';
+import { UserAgent } from '../support/user-agent.ts';
+
+const stateDirs: string[] = [];
+const running: RunningDevStack[] = [];
+
+function newStateDir(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'dev-stack-test-'));
+  stateDirs.push(dir);
+  shareTestCa(dir, testStack().emulator.caCertPath);
+  return dir;
+}
+
+async function start(
+  stateDir: string,
+  ports: Awaited<ReturnType<typeof freeDevStackPorts>>,
+  args: string[] = [],
+) {
+  const stack = await startDevStack(stateDir, ports, args);
+  running.push(stack);
+  return stack;
+}
+
+/** Stops the stack the way a user does (SIGINT to npm) and checks that it is all gone. */
+async function stop(stack: RunningDevStack): Promise<void> {
+  const pids = processTree(stack.npm.pid ?? 0).map((info) => info.pid);
+  stack.npm.kill('SIGINT');
+  await stack.exited;
+  expect(await waitUntilAllGone(pids, allPorts(stack.ports))).toEqual({ pids: [], ports: [] });
+}
+
+afterEach(() => {
+  // A failed test may leave a stack: stop the processes it started, by their pids.
+  for (const stack of running.splice(0)) {
+    for (const { pid } of processTree(stack.npm.pid ?? 0).reverse()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+  for (const dir of stateDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Signs alice in through the app and the emulator, then grants the write scope as the page does. */
+async function signIn(agent: UserAgent, appOrigin: string): Promise<void> {
+  const consents: Record<string, string>[] = [{}, { consent: 'readwrite' }];
+  for (const consent of consents) {
+    const query = new URLSearchParams({
+      returnTo: '/',
+      loginHint: 'alice@contoso.example',
+      ...consent,
+    });
+    const { location } = await agent.navigate(
+      `${appOrigin}/auth/signin?${query}`,
+      (target) =>
+        target.startsWith(`${appOrigin}/`) && !new URL(target).pathname.startsWith('/auth/'),
+    );
+    expect(location).toBe(`${appOrigin}/`);
+  }
+}
+
+async function todos(agent: UserAgent, appOrigin: string): Promise<{ description: string }[]> {
+  const response = await agent.fetch(`${appOrigin}/api/todos`, { headers: { 'X-CSRF': '1' } });
+  expect(response.status, await response.clone().text()).toBe(200);
+  return (await response.json()) as { description: string }[];
+}
+
+describe('npm run dev keeps its state in the state folder', () => {
+  it('keeps the browser signed in (app, emulator) and the to-dos across a restart; --fresh forgets them', async () => {
+    const stateDir = newStateDir();
+    const ports = await freeDevStackPorts();
+    const agent = new UserAgent();
+
+    let stack = await start(stateDir, ports);
+    const { appOrigin } = stack;
+    // Only URLs that work are printed: the app's on localhost (its cookies' host), never on the
+    // address it listens on, and the banner's admin link answers.
+    expect(stack.output()).not.toContain(`127.0.0.1:${ports.app}`);
+    expect(stack.output()).toContain(`${appOrigin}/auth/signin`);
+    const adminLink = `https://127.0.0.1:${ports.emulator}/_emulator/`;
+    expect(stack.output()).toContain(adminLink);
+    expect((await fetch(adminLink)).status).toBe(200);
+    await signIn(agent, appOrigin);
+    const added = await agent.fetch(`${appOrigin}/api/todos`, {
+      method: 'POST',
+      headers: { 'X-CSRF': '1', 'Content-Type': 'application/json' },
+      body: JSON.stringify({ description: 'kept across a restart' }),
+    });
+    expect(added.status).toBe(201);
+    expect((await todos(agent, appOrigin)).length).toBe(1);
+    await stop(stack);
+
+    stack = await start(stateDir, ports);
+    // The app's session (Azurite on disk), its cached access token (whose signature the API
+    // checks against the emulator's kept signing key) and the API's items all survived.
+    const me = await agent.fetch(`${appOrigin}/auth/me`);
+    expect(me.status).toBe(200);
+    expect(((await me.json()) as { username: string }).username).toBe('alice@contoso.example');
+    expect((await todos(agent, appOrigin)).map((item) => item.description)).toEqual([
+      'kept across a restart',
+    ]);
+    // The emulator's own session (its store and cookie keys) survived too: signing in again
+    // goes straight back to the app, without its sign-in page.
+    const again = await agent.navigate(
+      `${appOrigin}/auth/signin?returnTo=/`,
+      (target) =>
+        target.startsWith(`${appOrigin}/`) && !new URL(target).pathname.startsWith('/auth/'),
+    );
+    expect(again.location, `sign-in stopped at ${again.response.status}`).toBe(`${appOrigin}/`);
+    await stop(stack);
+
+    stack = await start(stateDir, ports, ['--fresh']);
+    expect(stack.output()).toMatch(/--fresh: deleted azurite\/, entra-emulator\/, todolist-api\//);
+    expect((await agent.fetch(`${appOrigin}/auth/me`)).status).toBe(401);
+    const fresh = await agent.navigate(`${appOrigin}/auth/signin?returnTo=/`);
+    // No emulator session any more: its sign-in page asks who is signing in.
+    expect(fresh.response.status).toBe(200);
+    expect(new URL(fresh.response.url).origin).not.toBe(appOrigin);
+    await fresh.response.body?.cancel();
+    await signIn(agent, appOrigin);
+    expect(await todos(agent, appOrigin)).toEqual([]);
+    await stop(stack);
+  }, 180_000);
+});
+
+// A process manager or an IDE signals the pid it started (npm); a user may signal any other one.
+const cases: { signal: NodeJS.Signals; target: 'npm' | 'dev-stack' | 'azurite' | 'app' }[] = [
+  { signal: 'SIGINT', target: 'npm' },
+  { signal: 'SIGTERM', target: 'npm' },
+  { signal: 'SIGHUP', target: 'npm' },
+  { signal: 'SIGTERM', target: 'dev-stack' },
+  { signal: 'SIGHUP', target: 'dev-stack' },
+  { signal: 'SIGINT', target: 'azurite' },
+  { signal: 'SIGHUP', target: 'app' },
+];
+
+describe('a signal to any process of npm run dev stops every process and frees every port', () => {
+  it.each(cases)(
+    '$signal to $target',
+    async ({ signal, target }) => {
+      const stack = await start(newStateDir(), await freeDevStackPorts());
+      const tree = processTree(stack.npm.pid ?? 0);
+      const find = (pattern: RegExp) => {
+        const found = tree.find((info) => pattern.test(info.command));
+        expect(found, `no ${target} process in ${JSON.stringify(tree)}`).toBeDefined();
+        return found?.pid ?? 0;
+      };
+      const pid = {
+        npm: () => stack.npm.pid ?? 0,
+        'dev-stack': () => find(/dev\/dev-stack\.mts/),
+        azurite: () => find(/azurite\/dist\/src\/azurite\.js/),
+        app: () => find(/dev\/local-host\/cli\.mts|\bfunc\b/),
+      }[target]();
+      // npm, the dev-stack node process, Azurite and the app: nothing in between (no shell).
+      expect(tree.length).toBe(4);
+
+      process.kill(pid, signal);
+
+      const left = await waitUntilAllGone(
+        tree.map((info) => info.pid),
+        allPorts(stack.ports),
+      );
+      expect(left, stack.output()).toEqual({ pids: [], ports: [] });
+    },
+    90_000,
+  );
+});
