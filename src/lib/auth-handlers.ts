@@ -128,17 +128,7 @@ export function createMeHandler({ sessions }: AppServices): HttpHandler {
     } catch (error) {
       return dependencyProblem(error);
     }
-    if (session === undefined) {
-      return {
-        ...problemResponse({
-          status: 401,
-          title: 'Not signed in',
-          detail: 'Sign in to continue.',
-          extensions: { loginUrl: loginUrl('/') },
-        }),
-        ...(cookie === undefined ? {} : { cookies: [expiredCookie(SESSION_COOKIE, 'Strict')] }),
-      };
-    }
+    if (session === undefined) return notSignedIn(cookie);
     return jsonResponse(200, {
       name: session.name ?? session.username,
       username: session.username,
@@ -160,16 +150,40 @@ async function formCsrfValue(request: HttpRequest): Promise<string | undefined> 
 }
 
 /**
- * `POST /auth/signout`: ends the session and the user's tokens on every device, then sends the
- * browser to the IdP to end its session there too. Needs the `X-CSRF: 1` header or, for a plain
- * form, the session's CSRF value, so no other site can sign the user out.
+ * Deletes the user's tokens once no live session of theirs is left (with any ended session rows),
+ * so signing out on one device leaves the others working.
  */
-export function createSignOutHandler({
-  sessions,
-  tokenService,
-  authorityMetadata,
-  config,
-}: AppServices): HttpHandler {
+async function removeTokensIfLastSession(
+  { sessions, tokenService }: AppServices,
+  homeAccountId: string,
+): Promise<void> {
+  if ((await sessions.list(homeAccountId)).length > 0) return;
+  await sessions.deleteAllFor(homeAccountId);
+  await tokenService.removeUser(homeAccountId);
+}
+
+/** 401 with a login URL, clearing a session cookie that no longer names a live session. */
+function notSignedIn(cookie: string | undefined): HttpResponseInit {
+  return {
+    ...problemResponse({
+      status: 401,
+      title: 'Not signed in',
+      detail: 'Sign in to continue.',
+      extensions: { loginUrl: loginUrl('/') },
+    }),
+    ...(cookie === undefined ? {} : { cookies: [expiredCookie(SESSION_COOKIE, 'Strict')] }),
+  };
+}
+
+/**
+ * `POST /auth/signout[?everywhere=1]`: ends this session (with `everywhere=1`, every session of
+ * the user) and the user's tokens when no session of theirs is left, then sends the browser to the
+ * IdP to end its session there too. Needs the `X-CSRF: 1` header or, for a plain form, the
+ * session's CSRF value, so no other site can sign the user out. Without a live session it only
+ * clears the cookies: a request that is not signed in writes nothing.
+ */
+export function createSignOutHandler(services: AppServices): HttpHandler {
+  const { sessions, tokenService, authorityMetadata, config } = services;
   return async (request, context) => {
     const cookie = readCookie(request, SESSION_COOKIE);
     try {
@@ -189,11 +203,14 @@ export function createSignOutHandler({
           detail: "Sign-out needs the X-CSRF header or the session's CSRF value.",
         });
       }
-      if (session === undefined) {
-        await sessions.delete(cookie);
-      } else {
-        await sessions.deleteAllFor(session.homeAccountId);
-        await tokenService.removeUser(session.homeAccountId);
+      if (session !== undefined) {
+        if (request.query.get('everywhere') === '1') {
+          await sessions.deleteAllFor(session.homeAccountId);
+          await tokenService.removeUser(session.homeAccountId);
+        } else {
+          await sessions.delete(cookie);
+          await removeTokensIfLastSession(services, session.homeAccountId);
+        }
         emitEvent({ event: 'SignedOut' });
       }
       const cleared = [
@@ -217,6 +234,71 @@ export function createSignOutHandler({
         endSession.searchParams.set('logout_hint', session.loginHint);
       }
       return redirect(303, endSession.href, cleared);
+    } catch (error) {
+      return dependencyProblem(error);
+    }
+  };
+}
+
+/** `GET /auth/sessions`: the signed-in user's live sessions, this one marked `current`. */
+export function createListSessionsHandler({ sessions }: AppServices): HttpHandler {
+  return async (request) => {
+    const cookie = readCookie(request, SESSION_COOKIE);
+    try {
+      const session = await sessions.resolve(cookie);
+      if (session === undefined) return notSignedIn(cookie);
+      const live = await sessions.list(session.homeAccountId);
+      return jsonResponse(200, {
+        sessions: live.map((entry) => ({
+          id: entry.id,
+          createdAt: entry.createdAt.toISOString(),
+          lastUsedAt: entry.lastUsedAt.toISOString(),
+          expiresAt: entry.expiresAt.toISOString(),
+          idleExpiresAt: entry.idleExpiresAt.toISOString(),
+          current: entry.id === session.id,
+        })),
+      });
+    } catch (error) {
+      return dependencyProblem(error);
+    }
+  };
+}
+
+/**
+ * `DELETE /auth/sessions/{id}` (`X-CSRF: 1`): ends one session of the signed-in user, 204; this
+ * one too (then as sign-out without the IdP step: the cookie is cleared). The user's tokens go
+ * with their last session. 404 for an id that is not one of this user's live sessions.
+ */
+export function createEndSessionHandler(services: AppServices): HttpHandler {
+  const { sessions, config } = services;
+  return async (request) => {
+    if (!hasCsrfHeader(request) || !isSameOriginRequest(request, config.appOrigin)) {
+      return problemResponse({
+        status: 403,
+        title: 'Forbidden',
+        detail: 'Ending a session needs the X-CSRF header from this app.',
+      });
+    }
+    const cookie = readCookie(request, SESSION_COOKIE);
+    try {
+      const session = await sessions.resolve(cookie);
+      if (session === undefined) return notSignedIn(cookie);
+      const id = request.params.id ?? '';
+      const current = id === session.id;
+      if (current) await sessions.delete(cookie);
+      else if (!(await sessions.end(session.homeAccountId, id))) {
+        return problemResponse({
+          status: 404,
+          title: 'Not found',
+          detail: 'You have no session with this id.',
+        });
+      }
+      await removeTokensIfLastSession(services, session.homeAccountId);
+      return {
+        status: 204,
+        headers: { ...SECURITY_HEADERS },
+        ...(current ? { cookies: [expiredCookie(SESSION_COOKIE, 'Strict')] } : {}),
+      };
     } catch (error) {
       return dependencyProblem(error);
     }

@@ -18,6 +18,8 @@ export interface SessionLifetimes {
 }
 
 export interface Session {
+  /** The session's public id (see `publicIdOf`): safe to show, never usable as a cookie. */
+  readonly id: string;
   readonly homeAccountId: string;
   readonly name: string | undefined;
   readonly username: string;
@@ -40,6 +42,17 @@ export interface NewSession {
   readonly maxAgeSeconds: number;
 }
 
+/** A live session as its user's session list shows it. */
+export interface SessionSummary {
+  readonly id: string;
+  readonly createdAt: Date;
+  readonly lastUsedAt: Date;
+  /** When the session ends at the latest, whatever the activity. */
+  readonly expiresAt: Date;
+  /** When the session ends if unused. */
+  readonly idleExpiresAt: Date;
+}
+
 interface CookieReference {
   readonly p: string;
   readonly s: string;
@@ -58,6 +71,19 @@ interface SessionEntity {
 /** The row stores a digest, so reading the table does not give anyone a usable session id. */
 function rowKeyOf(sessionId: string): string {
   return SESSION_ROW_PREFIX + createHash('sha256').update(sessionId).digest('hex');
+}
+
+const PUBLIC_ID_PATTERN = /^[A-Za-z0-9_-]{22}$/;
+
+/**
+ * The id a session is shown and ended by: a digest of its row key (itself a digest of the secret
+ * session id), so it reveals nothing of the cookie, opens nothing, and names one row.
+ */
+function publicIdOf(rowKey: string): string {
+  return createHash('sha256')
+    .update(`session-public-id/v1:${rowKey}`)
+    .digest('base64url')
+    .slice(0, 22);
 }
 
 /**
@@ -100,7 +126,7 @@ export class SessionStore {
     );
     const reference: CookieReference = { p: partitionKey, s: sessionId };
     return {
-      session: this.toSession(partitionKey, entity),
+      session: this.toSession(partitionKey, rowKeyOf(sessionId), entity),
       cookieValue: this.keyRing
         .seal(Buffer.from(JSON.stringify(reference)), COOKIE_ASSOCIATED_DATA)
         .toString('base64url'),
@@ -128,12 +154,13 @@ export class SessionStore {
     const entity = rows.get(rowKey) as (SessionEntity & StoredEntity) | undefined;
     if (entity === undefined) return undefined;
     const session: Session = {
-      ...this.toSession(reference.p, entity),
+      ...this.toSession(reference.p, rowKey, entity),
       ...(withTokenCache ? { tokenCacheRow: rows.get(TOKEN_CACHE_ROW_KEY) ?? null } : {}),
     };
     const now = this.now();
+    // An ended session's row is left to the stale-row clean-up (or the user's last sign-out):
+    // a request that is not signed in never writes.
     if (now >= session.expiresAt.getTime() || now >= session.idleExpiresAt.getTime()) {
-      await this.deleteRow(reference.p, rowKey);
       return undefined;
     }
     if (now - entity.LastUsed.getTime() > this.idleMs / 10) {
@@ -152,8 +179,9 @@ export class SessionStore {
     rowKeys: readonly string[],
   ): Promise<Map<string, StoredEntity>> {
     const rows = new Map<string, StoredEntity>();
+    // No table yet reads as no rows (the 404 below): a read never creates the table, so a request
+    // that is not signed in writes nothing.
     try {
-      await this.table.ensureExists();
       const rowFilter = rowKeys.map((rowKey) => odata`RowKey eq ${rowKey}`).join(' or ');
       const query = this.table.client.listEntities<Record<string, unknown>>({
         queryOptions: { filter: `${odata`PartitionKey eq ${partitionKey}`} and (${rowFilter})` },
@@ -174,21 +202,66 @@ export class SessionStore {
     if (reference !== undefined) await this.deleteRow(reference.p, rowKeyOf(reference.s));
   }
 
-  /** Ends every session of the user, on every device: used at sign-out, with the user's tokens. */
+  /** The user's live sessions, oldest first. */
+  async list(homeAccountId: string): Promise<SessionSummary[]> {
+    const now = this.now();
+    const sessions = (await this.sessionRows(partitionKeyOf(homeAccountId)))
+      .map(({ rowKey, entity }) => ({
+        id: publicIdOf(rowKey),
+        createdAt: entity.Created,
+        lastUsedAt: entity.LastUsed,
+        expiresAt: entity.ExpiresAt,
+        idleExpiresAt: this.idleExpiryOf(entity),
+      }))
+      .filter(
+        (session) => now < session.expiresAt.getTime() && now < session.idleExpiresAt.getTime(),
+      );
+    return sessions.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+  }
+
+  /**
+   * Ends the user's session with this public id. False when the user has no such session: an id
+   * of another user's session names nothing in this user's partition.
+   */
+  async end(homeAccountId: string, id: string): Promise<boolean> {
+    if (!PUBLIC_ID_PATTERN.test(id)) return false;
+    const partitionKey = partitionKeyOf(homeAccountId);
+    const row = (await this.sessionRows(partitionKey)).find(
+      ({ rowKey }) => publicIdOf(rowKey) === id,
+    );
+    if (row === undefined) return false;
+    await this.deleteRow(partitionKey, row.rowKey);
+    return true;
+  }
+
+  /** Ends every session of the user, on every device (sign-out everywhere, a dead refresh token). */
   async deleteAllFor(homeAccountId: string): Promise<void> {
     const partitionKey = partitionKeyOf(homeAccountId);
-    await this.guard(async () => {
-      await this.table.ensureExists();
-      const sessions = this.table.client.listEntities({
+    for (const { rowKey } of await this.sessionRows(partitionKey)) {
+      await this.deleteRow(partitionKey, rowKey);
+    }
+  }
+
+  /** Every session row of the partition, live or not, in one query. */
+  private async sessionRows(
+    partitionKey: string,
+  ): Promise<{ rowKey: string; entity: SessionEntity }[]> {
+    const rows: { rowKey: string; entity: SessionEntity }[] = [];
+    try {
+      const query = this.table.client.listEntities<SessionEntity>({
         queryOptions: {
           filter: odata`PartitionKey eq ${partitionKey} and RowKey ge ${SESSION_ROW_PREFIX} and RowKey lt ${SESSION_ROW_END}`,
-          select: ['RowKey'],
+          select: ['RowKey', 'Created', 'LastUsed', 'ExpiresAt'],
         },
       });
-      for await (const row of sessions) {
-        if (row.rowKey !== undefined) await this.deleteRow(partitionKey, row.rowKey);
+      for await (const row of query) {
+        if (row.rowKey !== undefined) rows.push({ rowKey: row.rowKey, entity: row });
       }
-    });
+    } catch (error) {
+      if (statusOf(error) === 404) return rows;
+      throw new TokenStoreUnavailableError('The session store did not answer', { cause: error });
+    }
+    return rows;
   }
 
   private open(cookieValue: string | undefined): CookieReference | undefined {
@@ -208,8 +281,13 @@ export class SessionStore {
     }
   }
 
-  private toSession(partitionKey: string, entity: SessionEntity): Session {
+  private idleExpiryOf(entity: Pick<SessionEntity, 'LastUsed' | 'ExpiresAt'>): Date {
+    return new Date(Math.min(entity.LastUsed.getTime() + this.idleMs, entity.ExpiresAt.getTime()));
+  }
+
+  private toSession(partitionKey: string, rowKey: string, entity: SessionEntity): Session {
     return {
+      id: publicIdOf(rowKey),
       homeAccountId: partitionKey,
       name: entity.Name,
       username: entity.Username,
@@ -217,9 +295,7 @@ export class SessionStore {
       csrfToken: entity.Csrf,
       createdAt: entity.Created,
       expiresAt: entity.ExpiresAt,
-      idleExpiresAt: new Date(
-        Math.min(entity.LastUsed.getTime() + this.idleMs, entity.ExpiresAt.getTime()),
-      ),
+      idleExpiresAt: this.idleExpiryOf(entity),
     };
   }
 

@@ -101,17 +101,18 @@ export class TokenTable {
     }
   }
 
-  /** Resolves when the table answers a query; throws `TokenStoreUnavailableError` otherwise. */
+  /**
+   * Resolves when the table answers a query (a table not created yet answers too: the first write
+   * creates it, so a health check writes nothing); throws `TokenStoreUnavailableError` otherwise.
+   */
   async probe(): Promise<void> {
     try {
-      await this.run(() =>
-        this.client
-          .listEntities({ queryOptions: { select: ['PartitionKey'] } })
-          .byPage({ maxPageSize: 1 })
-          .next(),
-      );
+      await this.client
+        .listEntities({ queryOptions: { select: ['PartitionKey'] } })
+        .byPage({ maxPageSize: 1 })
+        .next();
     } catch (error) {
-      if (error instanceof TokenStoreUnavailableError) throw error;
+      if (isTableMissing(error)) return;
       throw new TokenStoreUnavailableError('The token table did not answer', { cause: error });
     }
   }

@@ -173,6 +173,8 @@ export const ROUTES = [
   '/auth/redirect',
   '/auth/me',
   '/auth/signout',
+  '/auth/sessions',
+  '/auth/sessions/',
   '/api/todos',
   '/api/todos/',
   '/health',
