@@ -6,6 +6,8 @@ const root = path.resolve(import.meta.dirname, '..');
 
 export interface AppProcessOptions {
   readonly port: number;
+  /** The function app's folder (package.json `main` is loaded from it); default: this project. */
+  readonly cwd?: string;
   /** Settings and other variables for the app; added to this process's environment. */
   readonly env: Readonly<Record<string, string>>;
   /** Receives every line the app writes (its logs). */
@@ -26,7 +28,7 @@ export interface AppProcess {
  */
 export async function startAppProcess(options: AppProcessOptions): Promise<AppProcess> {
   const child = spawn(process.execPath, [path.join(root, 'dev/local-host/cli.mts')], {
-    cwd: root,
+    cwd: options.cwd ?? root,
     env: { ...process.env, ...options.env, PORT: String(options.port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
