@@ -1,11 +1,18 @@
 // `npm run start:local`: serves the function app in the current directory where `func start` is not
 // available. Settings come from local.settings.json `Values` unless the environment already has them.
-// Environment: PORT (default 7071), HOST (default 127.0.0.1).
+// Environment: PORT (default 7071), HOST (default 127.0.0.1); the host's own app settings
+// FUNCTIONS_REQUEST_BODY_SIZE_LIMIT and AzureWebJobsDisableHomepage.
 
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadFunctionApp, type FunctionApp } from './function-app.mts';
-import { createLocalHost, fullRoute, type LocalHost } from './local-host.mts';
+import {
+  createLocalHost,
+  fullRoute,
+  isHomepageDisabled,
+  requestBodySizeLimit,
+  type LocalHost,
+} from './local-host.mts';
 
 function fail(message: string): never {
   console.error(`Error: ${message}`);
@@ -49,7 +56,13 @@ try {
 
 let localHost: LocalHost;
 try {
-  localHost = await createLocalHost(app, { port, host });
+  localHost = await createLocalHost(app, {
+    port,
+    host,
+    // App settings the host reads itself (EnvironmentSettingNames.cs).
+    maxRequestBodySize: requestBodySizeLimit(process.env.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT),
+    disableHomepage: isHomepageDisabled(process.env.AzureWebJobsDisableHomepage),
+  });
 } catch (err) {
   if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
     fail(

@@ -89,7 +89,7 @@ export interface FunctionApp {
   appRoot: string;
   /** host.json `extensions.http.routePrefix`, without slashes; "api" when absent, as the host. */
   routePrefix: string;
-  /** In function-name order, the order in which the host tries their routes. */
+  /** In the host's function-name order (compareOrdinalIgnoreCase), the order it tries their routes in. */
   httpFunctions: HttpFunction[];
   otherFunctions: FunctionRegistration[];
   /** Runs one invocation as the worker does (hooks included); rejects with the handler's error. */
@@ -267,7 +267,7 @@ export async function loadFunctionApp(appRoot: string): Promise<FunctionApp> {
 
   const functions = registered
     .map(({ metadata, callback }) => toRegistration(metadata.name, metadata.bindings, callback))
-    .sort((a, b) => a.name.localeCompare(b.name, 'en'));
+    .sort((a, b) => compareOrdinalIgnoreCase(a.name, b.name));
 
   return {
     appRoot: root,
@@ -330,6 +330,18 @@ export async function loadFunctionApp(appRoot: string): Promise<FunctionApp> {
       return invocationModel.getResponse(context, post.result);
     },
   };
+}
+
+/**
+ * .NET's StringComparer.OrdinalIgnoreCase, by which the host orders function metadata
+ * (FunctionMetadataManager.LoadFunctionMetadata in azure-functions-host) and so the routes it tries:
+ * both names upper-cased, then UTF-16 code units compared. Unlike a locale's collation, `_` sorts
+ * after the letters and `-` before the digits.
+ */
+export function compareOrdinalIgnoreCase(a: string, b: string): number {
+  const x = a.toUpperCase();
+  const y = b.toUpperCase();
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 function toRegistration(

@@ -24,7 +24,41 @@ export interface LocalHostOptions {
   port?: number;
   /** Default 127.0.0.1. */
   host?: string;
+  /**
+   * The largest `Content-Length` a function's request may declare. The host sets Kestrel's
+   * MaxRequestBodySize to 104857600 (ScriptConstants.DefaultMaxRequestBodySize, Program.cs), or to
+   * the app setting FUNCTIONS_REQUEST_BODY_SIZE_LIMIT when it parses as a number
+   * (HttpRequestBodySizeMiddleware.cs): see requestBodySizeLimit.
+   */
+  maxRequestBodySize?: number;
+  /** App setting AzureWebJobsDisableHomepage is "true": `/` with no function gets 204, not the page. */
+  disableHomepage?: boolean;
 }
+
+/** Kestrel's request body limit in the host, 100 MB (ScriptConstants.DefaultMaxRequestBodySize). */
+export const DEFAULT_MAX_REQUEST_BODY_SIZE = 104_857_600;
+
+/** The limit for an app setting FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: used when it is a whole number (long.TryParse). */
+export function requestBodySizeLimit(setting: string | undefined): number {
+  const text = setting?.trim() ?? '';
+  return /^[+-]?\d+$/.test(text) ? Number(text) : DEFAULT_MAX_REQUEST_BODY_SIZE;
+}
+
+/** HomepageMiddleware.IsHomepageDisabled: the setting equals "true", ignoring case. */
+export function isHomepageDisabled(setting: string | undefined): boolean {
+  return setting?.toLowerCase() === 'true';
+}
+
+/**
+ * A stand-in for the host's home page (Home.html, an embedded resource of the WebHost assembly):
+ * what a browser gets on `/` when no function takes the request.
+ */
+export const HOME_PAGE = `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Your Functions 4.0 app is up and running</title></head>
+<body><h1>Your Functions 4.0 app is up and running</h1>
+<p>Azure Functions is an event-based serverless compute experience to accelerate your development.</p>
+<p>(This is the local host's stand-in for the Functions host's home page.)</p></body></html>
+`;
 
 export interface LocalHost {
   origin: string;
@@ -95,51 +129,128 @@ export async function createLocalHost(
     }
   }
 
+  const maxRequestBodySize = options.maxRequestBodySize ?? DEFAULT_MAX_REQUEST_BODY_SIZE;
+
+  /**
+   * The host's pipeline for one request (WebJobsApplicationBuilderExtension.cs): the home page
+   * middleware wraps everything after it; the JobHost middleware (CORS on Flex) runs before MVC's
+   * admin routes, which run before the function routes.
+   */
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
     const url = requestUrl(req);
     // Kestrel answers an unparseable request target or Host header with 400, before any function.
     if (url === undefined) return send(res, 400);
-
-    // Core Tools' way to run a non-HTTP function by hand: 202 at once, the function runs after.
-    const admin = /^\/admin\/functions\/([^/]+)$/i.exec(url.pathname);
-    if (admin && method === 'POST') {
-      const name = decodeURIComponent(admin[1] ?? '').toLowerCase();
-      const fn = app.otherFunctions.find((f) => f.name.toLowerCase() === name);
-      if (!fn) return send(res, 404);
-      const body = (await readBody(req)).toString('utf8');
-      let input: unknown;
-      try {
-        input = body.trim() === '' ? undefined : (JSON.parse(body) as { input?: unknown }).input;
-      } catch {
-        return send(res, 400);
-      }
-      send(res, 202);
-      void run(fn, adminTriggerInput(fn, input));
-      return;
+    // Flex Consumption is "any Linux consumption" to the host, which then puts ASP.NET Core's
+    // CorsMiddleware in the JobHost pipeline (WebScriptHostBuilderExtension.cs,
+    // JobHostCorsMiddleware.cs) with the site's CORS origins, none on Flex (CorsOptionsSetup.cs).
+    // A preflight (OPTIONS with `Origin` and `Access-Control-Request-Method`) gets 204 there, with no
+    // CORS headers for an origin not allowed, and never reaches routing (CorsMiddleware.cs in
+    // dotnet/aspnetcore).
+    const isPreflight =
+      method === 'OPTIONS' &&
+      req.headers.origin !== undefined &&
+      req.headers['access-control-request-method'] !== undefined;
+    if (!isPreflight) {
+      if (await invokeAdmin(req, res, url)) return;
+      if (await invokeFunction(req, res, method, url)) return;
     }
+    // HomepageMiddleware.cs: a request for exactly `/` (the path, whatever the method or query)
+    // that no function ran gets the home page, over whatever status the pipeline set (a preflight's
+    // 204 included); 204 when AzureWebJobsDisableHomepage is true.
+    if (url.pathname === '/') {
+      if (options.disableHomepage) return send(res, 204);
+      return send(res, 200, { 'content-type': 'text/html' }, HOME_PAGE);
+    }
+    send(res, isPreflight ? 204 : 404);
+  }
 
+  /**
+   * FunctionsController.Invoke (`POST admin/functions/{name}`, an MVC route): the body binds
+   * `[FromBody] FunctionInvocation` through the JSON input formatter, so a body that is not JSON by
+   * its Content-Type gets 415 (MVC's UnsupportedContentTypeFilter), one that does not bind to an
+   * object (empty, malformed, `null`) 400, then an unknown function 404; otherwise 202 and the
+   * function runs after. In Azure the route also needs the master key; locally it needs none.
+   * True when the request was this route's.
+   */
+  async function invokeAdmin(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+  ): Promise<boolean> {
+    const admin = /^\/admin\/functions\/([^/]+)\/?$/i.exec(url.pathname);
+    if (!admin || req.method !== 'POST') return false;
+    if (!isJsonInputMediaType(req.headers['content-type'])) {
+      send(res, 415);
+      return true;
+    }
+    let invocation: unknown;
+    try {
+      invocation = JSON.parse((await readBody(req)).toString('utf8'));
+    } catch {
+      invocation = undefined;
+    }
+    if (typeof invocation !== 'object' || invocation === null || Array.isArray(invocation)) {
+      send(res, 400);
+      return true;
+    }
+    const name = decodeURIComponent(admin[1] ?? '').toLowerCase();
+    const fn = app.otherFunctions.find((f) => f.name.toLowerCase() === name);
+    if (!fn) {
+      send(res, 404);
+      return true;
+    }
+    send(res, 202);
+    void run(fn, adminTriggerInput(fn, (invocation as { input?: unknown }).input));
+    return true;
+  }
+
+  /**
+   * The function routes, tried in function-name order (see `routes`): true once a function ran
+   * (its answer is written), false when no route took the request.
+   */
+  async function invokeFunction(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    method: string,
+    url: URL,
+  ): Promise<boolean> {
     const matched = routes
       .map(({ fn, template }) => ({ fn, params: template.match(url.pathname) }))
       .find(({ fn, params }) => params && (!fn.methods || fn.methods.includes(method)));
     // A route that exists but not for this method also gets 404 with an empty body: the method is one
     // of the route's constraints in the host, not a separate check (azure-functions-host#10098).
-    if (!matched?.params) return send(res, 404);
+    if (!matched?.params) return false;
 
-    const body = await readBody(req);
+    // GrpcMessageConversionExtensions.ToRpcHttp reads the body only when `request.ContentLength > 0`:
+    // a chunked body (no Content-Length) reaches the worker as no body at all.
+    const contentLength = Number(req.headers['content-length'] ?? '0');
+    if (contentLength > maxRequestBodySize) {
+      // Reading it throws Kestrel's "Request body too large" and the host answers 500
+      // (ExceptionMiddleware.cs; azure-functions-host#10519), closing the connection.
+      logLine(
+        'error',
+        `Executed 'Functions.${matched.fn.name}' (Failed): Request body too large. The max request body size is ${maxRequestBodySize} bytes.`,
+      );
+      res.shouldKeepAlive = false;
+      send(res, 500);
+      return true;
+    }
+    const body = contentLength > 0 ? await readBody(req) : undefined;
     const request: RpcHttp = {
       method,
       url: url.href,
       nullableHeaders: headersOf(req),
       nullableQuery: queryOf(url),
       nullableParams: nullable(Object.entries(matched.params)),
-      // The worker asks for raw body bytes (RawHttpBodyBytes); the host sends none for an empty body.
-      ...(body.length > 0 ? { body: { bytes: body } } : {}),
+      // The worker asks for raw body bytes (RawHttpBodyBytes).
+      ...(body ? { body: { bytes: body } } : {}),
     };
     const response = await run(matched.fn, { http: request });
     // A function that throws gets a 500 with an empty body, as from the host.
-    if (!response) return send(res, 500);
-    writeResponse(res, httpOutput(matched.fn, response));
+    if (!response) send(res, 500);
+    else writeResponse(res, httpOutput(matched.fn, response));
+    return true;
   }
 
   const server = http.createServer((req, res) => {
@@ -189,6 +300,15 @@ async function readBody(req: http.IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+// MVC's JSON input formatter (SystemTextJsonInputFormatter / NewtonsoftJsonInputFormatter) reads
+// application/json, text/json and application/*+json.
+function isJsonInputMediaType(contentType: string | undefined): boolean {
+  const type = contentType?.split(';')[0]?.trim().toLowerCase() ?? '';
+  return (
+    type === 'application/json' || type === 'text/json' || /^application\/[^/]+\+json$/.test(type)
+  );
 }
 
 function nullable(entries: [string, string][]): Record<string, NullableString> {

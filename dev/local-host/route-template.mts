@@ -73,19 +73,50 @@ function intArg(arg: string | undefined): bigint {
   return BigInt(text);
 }
 
-/** Splits a path into segments, ignoring one leading and one trailing slash as ASP.NET Core routing does. */
-function splitPath(path: string): string[] {
-  const trimmed = path.replace(/^\//, '').replace(/\/$/, '');
+/** A template's segments: one leading and one trailing slash are not segments. */
+function splitTemplate(template: string): string[] {
+  const trimmed = template.replace(/^\//, '').replace(/\/$/, '');
   return trimmed === '' ? [] : trimmed.split('/');
 }
 
-// Kestrel decodes the request path except `%2F`, so an encoded slash stays inside its segment.
-function decodeSegment(raw: string): string {
-  try {
-    return decodeURIComponent(raw.replace(/%2F/gi, '%252F'));
-  } catch {
-    return raw;
+/**
+ * The request path as Kestrel gives it to routing (`HttpRequest.Path`): percent-decoded except
+ * `%2F`, so an encoded slash stays inside its segment; a sequence that is not valid UTF-8 stays as
+ * it came.
+ */
+function decodePath(pathname: string): string {
+  return pathname.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
+    try {
+      return decodeURIComponent(run.replace(/%2F/gi, '%252F'));
+    } catch {
+      return run;
+    }
+  });
+}
+
+interface PathToken {
+  readonly text: string;
+  /** Where the segment starts in the path: a catch-all takes the path from here on. */
+  readonly offset: number;
+}
+
+/**
+ * The path's segments as ASP.NET Core's PathTokenizer yields them (src/Http/Routing/src/
+ * PathTokenizer.cs in dotnet/aspnetcore): after the leading `/`, split on `/`, and one trailing `/`
+ * is no segment. `/a//b` has an empty middle segment; `/` and `` have none.
+ */
+function tokenize(path: string): PathToken[] {
+  const tokens: PathToken[] = [];
+  if (path.length <= 1) return tokens;
+  let start = 1;
+  while (start < path.length) {
+    const slash = path.indexOf('/', start);
+    const end = slash === -1 ? path.length : slash;
+    tokens.push({ text: path.slice(start, end), offset: start });
+    if (slash === -1) break;
+    start = slash + 1;
   }
+  return tokens;
 }
 
 function parseSegment(text: string): Segment {
@@ -115,7 +146,7 @@ function parseSegment(text: string): Segment {
 export function parseRouteTemplate(template: string): RouteTemplate {
   let segments: Segment[];
   try {
-    segments = splitPath(template).map(parseSegment);
+    segments = splitTemplate(template).map(parseSegment);
     segments.forEach((segment, i) => {
       const rest = segments.slice(i + 1);
       if (segment.kind !== 'parameter') return;
@@ -128,31 +159,41 @@ export function parseRouteTemplate(template: string): RouteTemplate {
   } catch (err) {
     throw new Error(`Route template "${template}": ${(err as Error).message}`, { cause: err });
   }
-  return { template, match: (pathname) => matchSegments(segments, splitPath(pathname)) };
+  return { template, match: (pathname) => matchSegments(segments, pathname) };
 }
 
-function matchSegments(
-  segments: Segment[],
-  rawParts: string[],
-): Record<string, string> | undefined {
-  const parts = rawParts.map(decodeSegment);
-  const last = segments.at(-1);
-  const takesRest = last?.kind === 'parameter' && last.catchAll;
-  if (parts.length > segments.length && !takesRest) return undefined;
+/**
+ * RoutePatternMatcher.TryMatch (src/Http/Routing/src/Patterns/RoutePatternMatcher.cs in
+ * dotnet/aspnetcore), which the host's routes use through WebJobsRouteBuilder's `Route`:
+ * - an empty segment never matches, wherever it is (`/items//x`, `/pages//`), except inside the
+ *   rest a catch-all takes;
+ * - a catch-all takes the raw rest of the path from its segment on, empty segments and a trailing
+ *   slash included (`files/abc/` gives `abc/`), and no value when nothing is left;
+ * - more segments than the template has never match; missing ones must be optional, have a
+ *   default, or be the catch-all.
+ */
+function matchSegments(segments: Segment[], pathname: string): Record<string, string> | undefined {
+  const path = decodePath(pathname);
+  const tokens = tokenize(path);
   const values: Record<string, string> = {};
-  for (const [i, segment] of segments.entries()) {
+  let i = 0;
+  for (; i < tokens.length; i++) {
+    const { text, offset } = tokens[i] as PathToken;
+    const segment = segments[i];
+    if (text === '' || segment === undefined) return undefined;
     if (segment.kind === 'literal') {
-      if (parts[i]?.toLowerCase() !== segment.text.toLowerCase()) return undefined;
+      if (text.toLowerCase() !== segment.text.toLowerCase()) return undefined;
       continue;
     }
-    const value = segment.catchAll ? parts.slice(i).join('/') : parts[i];
-    if (value === undefined || value === '') {
-      if (!segment.optional && !segment.catchAll) return undefined;
-      if (segment.defaultValue !== undefined) values[segment.name] = segment.defaultValue;
-      continue;
-    }
+    const value = segment.catchAll ? path.slice(offset) : text;
     if (!segment.constraints.every((accepts) => accepts(value))) return undefined;
     values[segment.name] = value;
+    if (segment.catchAll) return values;
+  }
+  for (const segment of segments.slice(i)) {
+    if (segment.kind === 'literal') return undefined;
+    if (!segment.optional && !segment.catchAll) return undefined;
+    if (segment.defaultValue !== undefined) values[segment.name] = segment.defaultValue;
   }
   return values;
 }

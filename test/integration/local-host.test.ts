@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readRoutePrefix } from '../../dev/local-host/function-app.mts';
-import { fullRoute } from '../../dev/local-host/local-host.mts';
+import { compareOrdinalIgnoreCase, readRoutePrefix } from '../../dev/local-host/function-app.mts';
+import { fullRoute, HOME_PAGE } from '../../dev/local-host/local-host.mts';
 import { parseRouteTemplate } from '../../dev/local-host/route-template.mts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -33,7 +34,14 @@ interface CliRun {
 
 function runCli(cwd: string, env: Record<string, string | undefined>): CliRun {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-  for (const name of ['FROM_SETTINGS', 'OVERRIDDEN', 'FAIL_AT_IMPORT', 'HOST']) {
+  for (const name of [
+    'FROM_SETTINGS',
+    'OVERRIDDEN',
+    'FAIL_AT_IMPORT',
+    'HOST',
+    'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT',
+    'AzureWebJobsDisableHomepage',
+  ]) {
     if (!(name in env)) delete childEnv[name];
   }
   const child = spawn(node, [cli], { cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -76,6 +84,37 @@ function runCli(cwd: string, env: Record<string, string | undefined>): CliRun {
 }
 
 const listening = /Local host listening on (http:\/\/\S+)/;
+
+/**
+ * A request through node:http, which fetch cannot make: a chunked body (`chunks`, written one by
+ * one without Content-Length) or a declared Content-Length with no body sent at all.
+ */
+function rawRequest(
+  origin: string,
+  method: string,
+  path: string,
+  chunks: string[] | undefined,
+  headers: http.OutgoingHttpHeaders,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(`${origin}${path}`, { method, headers, agent: false });
+    request.on('error', reject);
+    request.on('response', (response) => {
+      let body = '';
+      response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      response.on('end', () =>
+        resolve({ status: response.statusCode ?? 0, headers: response.headers, body }),
+      );
+    });
+    if (chunks === undefined) {
+      // Headers only: the server must answer before any body byte arrives.
+      request.flushHeaders();
+      return;
+    }
+    for (const chunk of chunks) request.write(chunk);
+    request.end();
+  });
+}
 
 /** A copy of the fixture with a local.settings.json; node_modules links back so it resolves @azure/functions. */
 function fixtureCopy(): string {
@@ -122,6 +161,70 @@ describe('route templates', () => {
     expect(route.match('/files')).toEqual({});
     expect(route.match('/files/a/b/c.txt')).toEqual({ path: 'a/b/c.txt' });
     expect(parseRouteTemplate('files/{**path}').match('/files/a/b')).toEqual({ path: 'a/b' });
+  });
+
+  // Cases of RoutePatternMatcherTest.cs (dotnet/aspnetcore src/Http/Routing/test/UnitTests/Patterns),
+  // the matcher behind the host's routes (WebJobsRouteBuilder.MapFunctionRoute adds a `Route`).
+  describe('as ASP.NET Core RoutePatternMatcher, which the host routes with', () => {
+    const catchAll = parseRouteTemplate('{p1}/{*p2}');
+
+    it('TryMatch_RouteWithCatchAll_MatchesMultiplePathSegments', () => {
+      expect(catchAll.match('/v1/v2/v3')).toEqual({ p1: 'v1', p2: 'v2/v3' });
+    });
+
+    it('TryMatch_RouteWithCatchAll_MatchesTrailingSlash and _MatchesEmptyContent', () => {
+      expect(catchAll.match('/v1/')).toEqual({ p1: 'v1' });
+      expect(catchAll.match('/v1')).toEqual({ p1: 'v1' });
+    });
+
+    it('TryMatch_WithCatchAllCapturesDots', () => {
+      expect(
+        parseRouteTemplate('Home/ShowPilot/{missionId}/{*name}').match(
+          '/Home/ShowPilot/777/12345./foobar',
+        ),
+      ).toEqual({ missionId: '777', name: '12345./foobar' });
+    });
+
+    it('a catch-all takes the raw rest of the path: a trailing slash and empty segments stay (SavePathSegmentsAsValues)', () => {
+      expect(catchAll.match('/v1/abc/')).toEqual({ p1: 'v1', p2: 'abc/' });
+      expect(catchAll.match('/v1/a//b/')).toEqual({ p1: 'v1', p2: 'a//b/' });
+      // Decoded as Kestrel decodes the path, `%2F` kept.
+      expect(catchAll.match('/v1/a%20b/c%2Fd/')).toEqual({ p1: 'v1', p2: 'a b/c%2Fd/' });
+    });
+
+    it('an empty segment where the catch-all starts does not match', () => {
+      expect(catchAll.match('/v1//abc')).toBeUndefined();
+    });
+
+    it.each(['///', '/a//', '/a/b//', '//b//', '///c', '///c/'])(
+      'TryMatch_MultipleOptionalParameters_WithEmptyIntermediateSegmentsDoesNotMatch %s',
+      (url) => {
+        expect(parseRouteTemplate('{controller?}/{action?}/{id?}').match(url)).toBeUndefined();
+      },
+    );
+
+    it.each(['/', '/a', '/a/', '/a/b', '/a/b/', '/a/b/c', '/a/b/c/'])(
+      'TryMatch_MultipleOptionalParameters_WithIncrementalOptionalValues %s',
+      (url) => {
+        expect(parseRouteTemplate('{controller?}/{action?}/{id?}').match(url)).toBeDefined();
+      },
+    );
+
+    it('TryMatch_WithSimpleMultiSegmentParamsOnBothEndsTrailingSlashDoesNotMatch', () => {
+      expect(parseRouteTemplate('language/{lang}').match('/language/')).toBeUndefined();
+    });
+
+    it('TryMatch_RouteWithExtraSeparators_Success and TryMatch_LongerUrl_Fails', () => {
+      expect(parseRouteTemplate('moo/bar').match('/moo/bar/')).toEqual({});
+      expect(parseRouteTemplate('{p1}').match('/moo/bar')).toBeUndefined();
+    });
+  });
+
+  it('orders function names as .NET StringComparer.OrdinalIgnoreCase (FunctionMetadataManager.cs)', () => {
+    // A locale collation would put "shadow_b" first and "web-page" after "web1".
+    expect(
+      ['shadow_b', 'web1', 'shadowA', 'Web-page', 'webPage'].sort(compareOrdinalIgnoreCase),
+    ).toEqual(['shadowA', 'shadow_b', 'Web-page', 'web1', 'webPage']);
   });
 
   it('applies constraints', () => {
@@ -332,7 +435,118 @@ describe('local host CLI serving the fixture app', () => {
     });
     expect(response.status).toBe(202);
     await host.waitFor('stdout', /\[cleanup\] cleanup ran: isPastDue=false\n/);
-    expect((await get('/admin/functions/nothing', { method: 'POST' })).status).toBe(404);
+  });
+
+  // FunctionsController.Invoke binds `[FromBody] FunctionInvocation`: MVC answers 415 to a body
+  // its JSON formatter does not read, the action 400 to one that binds to nothing, then 404.
+  it.each([
+    ['no body and no Content-Type', undefined, undefined, 415],
+    ['a text/plain body', 'text/plain', '{"input":""}', 415],
+    ['an empty JSON body', 'application/json', '', 400],
+    ['malformed JSON', 'application/json', '{"input":', 400],
+    ['JSON null', 'application/json', 'null', 400],
+    ['an unknown function', 'application/json', '{"input":""}', 404],
+  ])('refuses POST /admin/functions/<name> with %s', async (_case, type, body, status) => {
+    const name = status === 404 ? 'nothing' : 'cleanup';
+    const response = await get(`/admin/functions/${name}`, {
+      method: 'POST',
+      ...(type ? { headers: { 'content-type': type } } : {}),
+      ...(body !== undefined ? { body } : {}),
+    });
+    expect(response.status).toBe(status);
+    expect(await response.text()).toBe('');
+  });
+
+  it('tries routes in StringComparer.OrdinalIgnoreCase order of function names (FunctionMetadataManager.cs)', async () => {
+    expect(await (await get('/api/order/1')).json()).toEqual({ function: 'shadowA' });
+  });
+
+  it('gives a catch-all the raw rest of the path and matches no empty segment (RoutePatternMatcher.cs)', async () => {
+    expect(await (await get('/api/files/abc/')).json()).toEqual({ path: 'abc/' });
+    expect(await (await get('/api/files/a//b/')).json()).toEqual({ path: 'a//b/' });
+    expect(await (await get('/api/files/')).json()).toEqual({ path: null });
+    for (const path of ['/api/files//abc', '/api/pages//', '/api/items//', '/api//hello']) {
+      const response = await get(path);
+      expect(response.status, path).toBe(404);
+    }
+  });
+
+  it('passes a body only when Content-Length > 0: a chunked body arrives empty (GrpcMessageConversionExtensions.ToRpcHttp)', async () => {
+    const chunked = await rawRequest(origin, 'POST', '/api/framing', ['abc', 'def'], {
+      'content-type': 'text/plain',
+    });
+    expect(chunked.status).toBe(200);
+    expect(JSON.parse(chunked.body)).toEqual({
+      body: '',
+      contentLength: null,
+      transferEncoding: 'chunked',
+      repeated: null,
+    });
+    const sized = await rawRequest(origin, 'PUT', '/api/framing', ['abcdef'], {
+      'Content-Type': 'text/plain',
+      'Content-Length': '6',
+      'X-Repeated': ['a', 'b'],
+    });
+    // Headers lower-cased, a repeated one as StringValues.ToString(): joined with ",".
+    expect(JSON.parse(sized.body)).toEqual({
+      body: 'abcdef',
+      contentLength: '6',
+      transferEncoding: null,
+      repeated: 'a,b',
+    });
+  });
+
+  it('answers 500 and runs no function for a declared body over 100 MB (Program.cs MaxRequestBodySize, azure-functions-host#10519)', async () => {
+    const response = await rawRequest(origin, 'POST', '/api/framing', undefined, {
+      'content-type': 'text/plain',
+      'content-length': String(104_857_601),
+    });
+    expect(response.status).toBe(500);
+    expect(response.headers.connection).toBe('close');
+    await host.waitFor(
+      'stderr',
+      /Request body too large\. The max request body size is 104857600 bytes/,
+    );
+  });
+
+  it('answers a CORS preflight 204 before routing, as Flex Consumption (JobHostCorsMiddleware.cs)', async () => {
+    const preflight = {
+      origin: 'https://elsewhere.example',
+      'access-control-request-method': 'PUT',
+    };
+    for (const path of ['/api/any', '/api/nothing', '/api/hello']) {
+      const response = await get(path, { method: 'OPTIONS', headers: preflight });
+      expect(response.status, path).toBe(204);
+      expect(await response.text()).toBe('');
+      expect(response.headers.get('access-control-allow-origin')).toBeNull();
+    }
+    // Not a preflight: routed as any request.
+    const plain = await get('/api/any', {
+      method: 'OPTIONS',
+      headers: { origin: preflight.origin },
+    });
+    expect(await plain.json()).toEqual({ function: 'anyMethod', method: 'OPTIONS' });
+  });
+
+  it('answers exactly / that no function takes with the home page, any method (HomepageMiddleware.cs)', async () => {
+    for (const method of ['GET', 'POST', 'DELETE']) {
+      const response = await get('/?x=1', { method });
+      expect(response.status, method).toBe(200);
+      expect(response.headers.get('content-type')).toBe('text/html');
+      expect(await response.text()).toBe(HOME_PAGE);
+    }
+    // The preflight's 204 is overwritten too: the home page middleware runs outside the CORS one.
+    const preflight = await get('/', {
+      method: 'OPTIONS',
+      headers: { origin: 'https://elsewhere.example', 'access-control-request-method': 'GET' },
+    });
+    expect(preflight.status).toBe(200);
+    expect((await get('//')).status).toBe(404);
+  });
+
+  it('keeps the last of two Set-Cookie headers: the library maps headers one value per name (toRpcHttp.ts)', async () => {
+    const response = await get('/api/twoSetCookieHeaders');
+    expect(response.headers.getSetCookie()).toEqual(['second=2; Path=/']);
   });
 
   it('reports a port in use in one line', async () => {
@@ -358,6 +572,40 @@ describe('local host CLI lifecycle', () => {
     expect(run.stderr()).toBe(
       'Error: the function app did not load: functions/misc.js: Invalid settings: CLIENT_ID is missing, SESSION_KEYS is not base64\n',
     );
+  });
+
+  it('applies FUNCTIONS_REQUEST_BODY_SIZE_LIMIT and AzureWebJobsDisableHomepage (HttpRequestBodySizeMiddleware.cs, HomepageMiddleware.cs)', async () => {
+    const run = runCli(appDir, {
+      PORT: String(await freePort()),
+      FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '10',
+      AzureWebJobsDisableHomepage: 'True',
+    });
+    try {
+      const [, origin = ''] = await run.waitFor('stdout', listening);
+      const post = (body: string) =>
+        fetch(`${origin}/api/framing`, {
+          method: 'POST',
+          headers: { 'content-type': 'text/plain' },
+          body,
+        });
+      expect(await (await post('0123456789')).json()).toMatchObject({ body: '0123456789' });
+      expect((await post('0123456789a')).status).toBe(500);
+      // Never read, so never over the limit.
+      const chunked = await rawRequest(
+        origin,
+        'POST',
+        '/api/framing',
+        ['0123456789', 'abcdef'],
+        {},
+      );
+      expect(JSON.parse(chunked.body)).toMatchObject({ body: '' });
+      const home = await fetch(`${origin}/`);
+      expect(home.status).toBe(204);
+      expect(await home.text()).toBe('');
+    } finally {
+      run.kill('SIGKILL');
+      await run.exited;
+    }
   });
 
   it.each(['SIGINT', 'SIGTERM'] as const)(
