@@ -47,5 +47,7 @@ export function appSettings(stack: StackEndpoints): Record<string, string> {
     TOKEN_CACHE_TABLE: stack.tokenCacheTable ?? 'tokencache',
     TOKEN_CACHE_KEYS: stack.tokenCacheKeys,
     SESSION_KEYS: stack.sessionKeys,
+    // The Functions host's own setting, as infra/app.bicep sets it (see there).
+    AzureWebJobsDisableHomepage: 'true',
   };
 }

@@ -334,6 +334,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     SESSION_KEYS: '@Microsoft.KeyVault(SecretUri=${sessionKeysSecret.properties.secretUriWithVersion})'
     SESSION_IDLE_MINUTES: string(sessionIdleMinutes)
     SESSION_ABSOLUTE_HOURS: string(sessionAbsoluteHours)
+    // The host answers a request for `/` that no function takes (a method the page's registration
+    // cannot list, a CORS preflight) with its own home page; with this, 204 and no body
+    // (HomepageMiddleware in azure-functions-host).
+    AzureWebJobsDisableHomepage: 'true'
   }
   // The host resolves Key Vault references and reaches storage as soon as settings change: grant
   // first.

@@ -85,6 +85,18 @@ function tooLarge(): Parsed<never> {
   return refuse(413, 'Content too large', `The body must be at most ${MAX_BODY_BYTES} bytes.`);
 }
 
+/**
+ * A write whose body came without `Content-Length` (`Transfer-Encoding: chunked`, which also wins
+ * over a Content-Length sent beside it, RFC 9112 §6.3): the Functions host passes a body to the
+ * worker only when Content-Length > 0 (GrpcMessageConversionExtensions.ToRpcHttp in
+ * azure-functions-host), so this one arrived empty. It still passes the request's headers, which
+ * say so.
+ */
+function lengthRequired(request: HttpRequest): Parsed<never> | undefined {
+  if (request.headers.get('transfer-encoding') === null) return undefined;
+  return refuse(411, 'Length required', 'Send the body with a Content-Length header.');
+}
+
 /** Reads a whole to-do call, or the response that refuses it; the body only for writes that carry one. */
 export async function parseTodoCall(request: HttpRequest): Promise<Parsed<TodoCall>> {
   const target = parseTodoTarget(request);
@@ -93,6 +105,8 @@ export async function parseTodoCall(request: HttpRequest): Promise<Parsed<TodoCa
   if (method === 'GET' || method === 'DELETE') {
     return { ok: true, value: { method, id, body: undefined } };
   }
+  const unsized = lengthRequired(request);
+  if (unsized) return unsized;
   const body = await readJsonBody(request);
   if (!body.ok) return body;
   return { ok: true, value: { method, id, body: body.value } };

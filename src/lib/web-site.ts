@@ -19,6 +19,9 @@ const STATIC_FILES: Readonly<Record<string, string>> = {
   'favicon.svg': 'image/svg+xml',
 };
 
+/** The methods the page answers. */
+const PAGE_METHODS: readonly string[] = ['GET', 'HEAD'];
+
 interface WebFile {
   readonly body: Buffer;
   readonly contentType: string;
@@ -75,7 +78,21 @@ export class WebSite {
     };
   }
 
-  readonly pageHandler: HttpHandler = (request) => Promise.resolve(this.serve(request, this.page));
+  /**
+   * `/` is registered for every method (see src/functions/web-page.ts) so that the host's own home
+   * page never answers there; this answers all but GET and HEAD with 405.
+   */
+  readonly pageHandler: HttpHandler = (request) =>
+    Promise.resolve(
+      PAGE_METHODS.includes(request.method)
+        ? this.serve(request, this.page)
+        : problemResponse({
+            status: 405,
+            title: 'Method not allowed',
+            detail: `Use ${PAGE_METHODS.join(' or ')} on this page.`,
+            headers: { Allow: PAGE_METHODS.join(', ') },
+          }),
+    );
 
   readonly staticFileHandler: HttpHandler = (request) => {
     const file = this.staticFiles.get(request.params.name ?? '');

@@ -242,6 +242,10 @@ describe('the app settings', () => {
     }
   });
 
+  it('turn off the host home page, so `/` never shows it (AzureWebJobsDisableHomepage)', () => {
+    expect(literal(appSettings.get('AzureWebJobsDisableHomepage'))).toBe('true');
+  });
+
   it('connect to storage with the identity: the host and the token cache', () => {
     const setting = (name: string) => appSettings.get(name);
     expect(isReference(setting('AzureWebJobsStorage__accountName'), storageSymbol, 'name')).toBe(

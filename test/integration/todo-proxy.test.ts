@@ -454,7 +454,7 @@ describe('the to-do proxy', () => {
       expect(api.counters().requests).toBe(apiBefore);
     });
 
-    it('a body over 16 KiB: 413, declared or streamed', async () => {
+    it('a body over 16 KiB: 413', async () => {
       const body = JSON.stringify({ description: 'x'.repeat(16 * 1024) });
       const declared = await send('/api/todos', {
         method: 'POST',
@@ -462,17 +462,29 @@ describe('the to-do proxy', () => {
         body,
       });
       expectProblem(declared, 413);
-      const chunked = await send('/api/todos', {
-        method: 'POST',
-        headers: {
-          cookie: writer.cookie,
-          'x-csrf': '1',
-          'content-type': 'application/json',
-          'transfer-encoding': 'chunked',
-        },
-        body,
-      });
-      expectProblem(chunked, 413);
+      expect(api.counters().requests).toBe(apiBefore);
+    });
+
+    // The host passes a body only when Content-Length > 0 (GrpcMessageConversionExtensions.ToRpcHttp
+    // in azure-functions-host): a chunked one reaches the app empty, which must not pass for "{}".
+    it.each([
+      ['POST', '/api/todos'],
+      ['PUT', '/api/todos/item-1'],
+      ['PATCH', '/api/todos/item-1'],
+    ])('%s %s with a chunked body: 411, nothing sent upstream', async (method, path) => {
+      for (const body of [JSON.stringify({ description: 'streamed' }), '']) {
+        const chunked = await send(path, {
+          method,
+          headers: {
+            cookie: writer.cookie,
+            'x-csrf': '1',
+            'content-type': 'application/json',
+            'transfer-encoding': 'chunked',
+          },
+          body,
+        });
+        expectProblem(chunked, 411);
+      }
       expect(api.counters().requests).toBe(apiBefore);
     });
 
