@@ -51,7 +51,13 @@ let app: FunctionApp;
 try {
   app = await loadFunctionApp(appRoot);
 } catch (err) {
-  fail(`the function app did not load: ${messageOf(err)}`);
+  // Without the settings file, the list of missing settings that follows is a symptom: say the fix first.
+  const hint = existsSync(settingsFile)
+    ? ''
+    : `there is no local.settings.json in ${appRoot}. Copy local.settings.sample.json to ` +
+      'local.settings.json and fill it in (docs: README "Settings"), or run `npm run dev` for the ' +
+      'whole offline stack.\n';
+  fail(`${hint}the function app did not load: ${messageOf(err)}`);
 }
 
 let localHost: LocalHost;

@@ -14,6 +14,7 @@ import { jsonResponse, problemResponse, SECURITY_HEADERS } from './problem-respo
 import { constantTimeEquals, hasCsrfHeader, isSameOriginRequest } from './request-checks';
 import type { Session } from './session-store';
 import { SignInFailedError, type SignInFailure } from './sign-in-flow';
+import { wrongHostPage } from './sign-in-host';
 import { emitEvent } from './telemetry-events';
 
 // A sign-out form carries one short field: anything bigger is not ours.
@@ -63,9 +64,11 @@ function dependencyProblem(error: unknown): HttpResponseInit {
  * `GET /auth/signin?returnTo=/path[&consent=readwrite][&loginHint=name]`: to the IdP, with PKCE,
  * state and nonce.
  */
-export function createSignInHandler({ signInFlow }: AppServices): HttpHandler {
+export function createSignInHandler({ signInFlow, config }: AppServices): HttpHandler {
   return async (request) => {
     const returnTo = request.query.get('returnTo');
+    const wrongHost = wrongHostPage(request.url, config.appOrigin, returnTo);
+    if (wrongHost !== undefined) return wrongHost;
     const consent = request.query.get('consent') === 'readwrite' ? 'readwrite' : undefined;
     try {
       const started = await signInFlow.start(

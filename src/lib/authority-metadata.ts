@@ -1,3 +1,4 @@
+import { withEndpoint } from './dependency-errors';
 import { IdpUnavailableError } from './errors';
 
 const FETCH_TIMEOUT_MS = 5_000;
@@ -63,9 +64,12 @@ export class AuthorityMetadataCache {
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       document = (await response.json()) as OpenIdConfiguration;
     } catch (error) {
-      throw new IdpUnavailableError(`The authority's OpenID configuration could not be fetched`, {
-        cause: error,
-      });
+      throw withEndpoint(
+        new IdpUnavailableError(`The authority's OpenID configuration could not be fetched`, {
+          cause: error,
+        }),
+        new URL(this.authority).host,
+      );
     }
     const { issuer, authorization_endpoint, token_endpoint, end_session_endpoint } = document;
     if (

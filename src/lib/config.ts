@@ -93,6 +93,9 @@ export class ConfigError extends Error {
 }
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+// The sample's placeholders look like `<your External ID tenant subdomain, e.g. contoso>`; no real
+// value of any setting contains `<…>` (URLs would percent-encode it, keys are base64).
+const PLACEHOLDER = /<[^<>]*>/;
 const KEY_BYTES = 32;
 // Entra refresh tokens live 90 days: a session or cache row kept longer could never be used again.
 const REFRESH_TOKEN_LIFETIME_DAYS = 90;
@@ -108,15 +111,29 @@ class SettingsReader {
     this.env = env;
   }
 
+  /** Settings still holding a `<...>` placeholder of local.settings.sample.json. */
+  readonly placeholders = new Set<SettingName>();
+
   optional(name: SettingName): string | undefined {
     const value = this.env[name]?.trim();
-    return value === undefined || value === '' ? undefined : value;
+    if (value === undefined || value === '') return undefined;
+    if (PLACEHOLDER.test(value)) {
+      if (!this.placeholders.has(name)) {
+        this.placeholders.add(name);
+        // The value is not quoted: it may be a secret that merely contains the brackets.
+        this.problems.push(
+          `${name} still holds a <…> placeholder copied from local.settings.sample.json: replace it with your value`,
+        );
+      }
+      return undefined;
+    }
+    return value;
   }
 
   required(name: SettingName): string {
     const value = this.optional(name);
     if (value === undefined) {
-      this.problems.push(`${name} is missing`);
+      if (!this.placeholders.has(name)) this.problems.push(`${name} is missing`);
       return '';
     }
     return value;
@@ -202,7 +219,9 @@ function readAuthority(settings: SettingsReader): string {
     return url.endsWith('/') ? url : `${url}/`;
   }
   if (subdomain === undefined) {
-    settings.problems.push('TENANT_SUBDOMAIN or AUTHORITY is missing');
+    if (!settings.placeholders.has('TENANT_SUBDOMAIN')) {
+      settings.problems.push('TENANT_SUBDOMAIN or AUTHORITY is missing');
+    }
     return '';
   }
   if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i.test(subdomain)) {
@@ -222,9 +241,11 @@ function readTableConnection(settings: SettingsReader): TableStorageConnection {
     return { kind: 'connectionString', connectionString };
   }
   if (tableServiceUri === undefined) {
-    settings.problems.push(
-      'TOKEN_CACHE_STORAGE or TOKEN_CACHE_STORAGE__tableServiceUri is missing',
-    );
+    if (!settings.placeholders.has('TOKEN_CACHE_STORAGE')) {
+      settings.problems.push(
+        'TOKEN_CACHE_STORAGE or TOKEN_CACHE_STORAGE__tableServiceUri is missing',
+      );
+    }
     return { kind: 'connectionString', connectionString: '' };
   }
   const clientId = settings.optional('TOKEN_CACHE_STORAGE__clientId');

@@ -1,6 +1,7 @@
 import type { AccessToken, TokenCredential } from '@azure/identity';
 import { TableClient, type TableServiceClientOptions } from '@azure/data-tables';
 import type { TableStorageConnection } from './config';
+import { withEndpoint } from './dependency-errors';
 import { TokenStoreUnavailableError } from './errors';
 
 // A request to the token store sits on the path of every page and API call: fail over to a 503 in
@@ -73,13 +74,21 @@ export class TokenTable {
     this.client = client;
   }
 
+  /** The table service's host and port, for logs: no path, query or credential. */
+  get endpoint(): string {
+    return new URL(this.client.url).host;
+  }
+
   /** Creates the table once per process; a failed attempt is forgotten so the next call tries again. */
   ensureExists(): Promise<void> {
     this.created ??= this.client.createTable().catch((error: unknown) => {
       this.created = undefined;
-      throw new TokenStoreUnavailableError('The token table could not be reached or created', {
-        cause: error,
-      });
+      throw withEndpoint(
+        new TokenStoreUnavailableError('The token table could not be reached or created', {
+          cause: error,
+        }),
+        this.endpoint,
+      );
     });
     return this.created;
   }
@@ -113,7 +122,10 @@ export class TokenTable {
         .next();
     } catch (error) {
       if (isTableMissing(error)) return;
-      throw new TokenStoreUnavailableError('The token table did not answer', { cause: error });
+      throw withEndpoint(
+        new TokenStoreUnavailableError('The token table did not answer', { cause: error }),
+        this.endpoint,
+      );
     }
   }
 }

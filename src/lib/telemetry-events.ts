@@ -31,6 +31,10 @@ export type AppEvent =
       readonly error: string;
       /** The IdP's OAuth error code (`invalid_client`, …), when it refused the app. */
       readonly code?: string;
+      /** The system error and where it went, e.g. `ECONNREFUSED 127.0.0.1:10002` (codes, hosts only). */
+      readonly cause?: string;
+      /** A fixed sentence saying what to do, for failures met in local development. */
+      readonly hint?: string;
     };
 
 const WARNINGS: ReadonlySet<AppEvent['event']> = new Set([

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, SETTING_NAMES, type Environment } from '../../src/lib/config.ts';
 
@@ -193,5 +194,36 @@ describe('loadConfig', () => {
   it('exports the names of every setting it reads', () => {
     expect(SETTING_NAMES).toContain('TOKEN_CACHE_STORAGE__tableServiceUri');
     expect(new Set(SETTING_NAMES).size).toBe(SETTING_NAMES.length);
+  });
+});
+
+describe('placeholders copied from local.settings.sample.json', () => {
+  const sample = JSON.parse(
+    readFileSync(new URL('../../local.settings.sample.json', import.meta.url), 'utf8'),
+  ) as { Values: Record<string, string> };
+
+  it('the sample as copied is refused, each placeholder by name, once, without its value', () => {
+    const problems = problemsOf(sample.Values);
+    const withPlaceholders = Object.entries(sample.Values)
+      .filter(([, value]) => /<[^<>]*>/.test(value))
+      .map(([name]) => name);
+    expect(withPlaceholders.length).toBeGreaterThan(5);
+    for (const name of withPlaceholders) {
+      const about = problems.filter((problem) => problem.startsWith(`${name} `));
+      expect(about).toEqual([
+        `${name} still holds a <…> placeholder copied from local.settings.sample.json: replace it with your value`,
+      ]);
+    }
+    // Nothing else is reported about them (no "missing" beside the placeholder message).
+    expect(problems.filter((problem) => /missing/.test(problem))).toEqual([]);
+    expect(problems.join('\n')).not.toMatch(/your External ID tenant|client secret of/);
+  });
+
+  it('a placeholder inside a value is refused too', () => {
+    expect(
+      problemsOf(validEnv({ TODOLIST_READ: 'api://<the API registration>/ToDoList.Read' })),
+    ).toEqual([
+      'TODOLIST_READ still holds a <…> placeholder copied from local.settings.sample.json: replace it with your value',
+    ]);
   });
 });
