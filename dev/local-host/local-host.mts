@@ -116,10 +116,17 @@ export async function createLocalHost(
 
   /**
    * The request's absolute URL. The target is appended to the origin rather than resolved against
-   * it, so `//host/x` stays a path on this host, as the Functions host reads it.
+   * it, so `//host/x` stays a path on this host, as the Functions host reads it. A `\` in the path
+   * is escaped first: the URL parser would make it a `/`, where Kestrel's path keeps it a character
+   * of its segment (RoutePatternMatcherTest.TryMatch_WithUrlWithStartingBackslash in dotnet/aspnetcore).
    */
   function requestUrl(req: http.IncomingMessage): URL | undefined {
-    const target = req.url ?? '/';
+    const raw = req.url ?? '/';
+    const queryAt = raw.indexOf('?');
+    const target =
+      queryAt === -1
+        ? raw.replaceAll('\\', '%5C')
+        : raw.slice(0, queryAt).replaceAll('\\', '%5C') + raw.slice(queryAt);
     try {
       return new URL(
         target.startsWith('/') ? `http://${req.headers.host ?? 'localhost'}${target}` : target,

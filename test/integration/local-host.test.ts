@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import net, { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,6 +84,23 @@ function runCli(cwd: string, env: Record<string, string | undefined>): CliRun {
 }
 
 const listening = /Local host listening on (http:\/\/\S+)/;
+
+/** A GET of a request target exactly as given, which neither fetch nor node:http sends unchanged. */
+function rawTarget(origin: string, target: string): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(origin);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname, () =>
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: ${hostname}\r\nConnection: close\r\n\r\n`),
+    );
+    let text = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+    socket.on('error', reject);
+    socket.on('end', () => {
+      const [head = '', body = ''] = text.split('\r\n\r\n');
+      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]), body });
+    });
+  });
+}
 
 /**
  * A request through node:http, which fetch cannot make: a chunked body (`chunks`, written one by
@@ -469,6 +486,13 @@ describe('local host CLI serving the fixture app', () => {
       const response = await get(path);
       expect(response.status, path).toBe(404);
     }
+  });
+
+  it('keeps a backslash in the path a character of its segment, not a separator (RoutePatternMatcherTest.TryMatch_WithUrlWithStartingBackslash)', async () => {
+    const file = await rawTarget(origin, '/api/files/a\\b/c');
+    expect(file.status).toBe(200);
+    expect(JSON.parse(file.body)).toEqual({ path: 'a\\b/c' });
+    expect((await rawTarget(origin, '/api\\hello')).status).toBe(404);
   });
 
   it('passes a body only when Content-Length > 0: a chunked body arrives empty (GrpcMessageConversionExtensions.ToRpcHttp)', async () => {
