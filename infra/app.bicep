@@ -23,6 +23,7 @@ param tokenCacheTable string
 param tokenCacheRetentionDays int
 param sessionIdleMinutes int
 param sessionAbsoluteHours int
+param sessionRecheckSeconds int
 param keyVaultPurgeProtection bool
 param maximumInstanceCount int
 param telemetryTracesPerSecond int
@@ -334,6 +335,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     SESSION_KEYS: '@Microsoft.KeyVault(SecretUri=${sessionKeysSecret.properties.secretUriWithVersion})'
     SESSION_IDLE_MINUTES: string(sessionIdleMinutes)
     SESSION_ABSOLUTE_HOURS: string(sessionAbsoluteHours)
+    SESSION_RECHECK_SECONDS: string(sessionRecheckSeconds)
     // The host answers a request for `/` that no function takes (a method the page's registration
     // cannot list, a CORS preflight) with its own home page; with this, 204 and no body
     // (HomepageMiddleware in azure-functions-host).

@@ -68,6 +68,11 @@ param sessionIdleMinutes int = 120
 @description('A session ends this many hours after sign-in, whatever the activity.')
 param sessionAbsoluteHours int = 24
 
+@minValue(0)
+@maxValue(300)
+@description('An instance serves a session and its access token from memory this many seconds before it reads the table again; a sign-out on another instance takes effect here within this time. 0: read on every request.')
+param sessionRecheckSeconds int = 5
+
 @description('Key Vault purge protection. Recommended for production; while on, a deleted vault name stays reserved until its soft-delete retention ends.')
 param keyVaultPurgeProtection bool = true
 
@@ -112,6 +117,7 @@ module app 'app.bicep' = {
     tokenCacheRetentionDays: tokenCacheRetentionDays
     sessionIdleMinutes: sessionIdleMinutes
     sessionAbsoluteHours: sessionAbsoluteHours
+    sessionRecheckSeconds: sessionRecheckSeconds
     keyVaultPurgeProtection: keyVaultPurgeProtection
     maximumInstanceCount: maximumInstanceCount
     telemetryTracesPerSecond: telemetryTracesPerSecond

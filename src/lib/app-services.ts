@@ -1,7 +1,8 @@
 import { AuthorityMetadataCache } from './authority-metadata';
 import { getConfig, type AppConfig } from './config';
 import { KeyRing } from './key-ring';
-import { SessionStore } from './session-store';
+import { L1TokenCache } from './l1-token-cache';
+import { SessionStore, type RememberedSession } from './session-store';
 import { SignInFlow } from './sign-in-flow';
 import { startTelemetry } from './telemetry';
 import { createTableClient, TokenTable } from './table-storage';
@@ -29,15 +30,18 @@ export function createAppServices(config: AppConfig, logger: Logger = consoleLog
     createTableClient(config.tokenCache.connection, config.tokenCache.tableName),
   );
   const authorityMetadata = new AuthorityMetadataCache(config.authority);
+  // One L1 for sessions and tokens, so a steady call is served from memory with one bound.
+  const l1 = new L1TokenCache<RememberedSession>();
   const tokenService = new TokenService({
     clientId: config.clientId,
     clientSecret: config.clientSecret,
     metadata: authorityMetadata,
     store: new TokenCacheStore(tokenTable, new KeyRing(config.tokenCache.keys)),
     logger,
+    l1,
   });
   const sessionKeys = new KeyRing(config.session.keys);
-  const sessions = new SessionStore(tokenTable, sessionKeys, config.session);
+  const sessions = new SessionStore(tokenTable, sessionKeys, config.session, { l1 });
   const signInFlow = new SignInFlow(
     {
       redirectUri: config.redirectUri,

@@ -26,6 +26,7 @@ export const SETTING_NAMES = [
   'SESSION_KEYS',
   'SESSION_IDLE_MINUTES',
   'SESSION_ABSOLUTE_HOURS',
+  'SESSION_RECHECK_SECONDS',
   'APPLICATIONINSIGHTS_CONNECTION_STRING',
   'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
 ] as const;
@@ -74,6 +75,12 @@ export interface AppConfig {
     readonly keys: readonly Buffer[];
     readonly idleMinutes: number;
     readonly absoluteHours: number;
+    /**
+     * How long this instance may serve a session and its access token from memory before it reads
+     * the table again (0: read on every request). Bounds how late another instance's sign-out,
+     * revocation or refresh is seen here.
+     */
+    readonly recheckSeconds: number;
   };
   /** Absent without APPLICATIONINSIGHTS_CONNECTION_STRING (locally, in tests). */
   readonly telemetry?: TelemetrySettings;
@@ -99,6 +106,9 @@ const PLACEHOLDER = /<[^<>]*>/;
 const KEY_BYTES = 32;
 // Entra refresh tokens live 90 days: a session or cache row kept longer could never be used again.
 const REFRESH_TOKEN_LIFETIME_DAYS = 90;
+// A sign-out elsewhere may go unseen on an instance this long: beyond a few minutes it would no
+// longer read as a sign-out.
+const MAX_RECHECK_SECONDS = 300;
 
 /**
  * Collects problems instead of throwing at the first one, so one start-up reports them all.
@@ -331,6 +341,7 @@ export function loadConfig(env: Environment): AppConfig {
     1,
     REFRESH_TOKEN_LIFETIME_DAYS * 24,
   );
+  const recheckSeconds = settings.integer('SESSION_RECHECK_SECONDS', 5, 0, MAX_RECHECK_SECONDS);
   const telemetry = readTelemetry(settings);
   if (idleMinutes > absoluteHours * 60) {
     settings.problem('SESSION_IDLE_MINUTES', 'must not be longer than SESSION_ABSOLUTE_HOURS');
@@ -348,7 +359,7 @@ export function loadConfig(env: Environment): AppConfig {
     appOrigin: new URL(redirectUri).origin,
     todoList: { endpoint: endpoint.replace(/\/+$/, ''), readScope, readWriteScope, timeoutMs },
     tokenCache: { connection, tableName, keys: tokenCacheKeys, retentionDays },
-    session: { keys: sessionKeys, idleMinutes, absoluteHours },
+    session: { keys: sessionKeys, idleMinutes, absoluteHours, recheckSeconds },
     ...(telemetry === undefined ? {} : { telemetry }),
   };
 }

@@ -2,20 +2,32 @@ import { createHash, randomBytes } from 'node:crypto';
 import { odata } from '@azure/data-tables';
 import { TokenStoreUnavailableError } from './errors';
 import { UnreadableSealError, type KeyRing } from './key-ring';
+import { L1TokenCache } from './l1-token-cache';
 import { partitionKeyOf } from './partition-key';
 import { statusOf, type TokenTable } from './table-storage';
-import { TOKEN_CACHE_ROW_KEY, type StoredEntity } from './token-cache-store';
+import {
+  TOKEN_CACHE_ROW_KEY,
+  type StoredEntity,
+  type TokenCacheRowAsRead,
+} from './token-cache-store';
 import type { SignedInUser } from './token-service';
 
 const SESSION_ROW_PREFIX = 'session.';
 // The first key after every `session.…` key: '/' follows '.' in code-point order.
 const SESSION_ROW_END = 'session/';
 const COOKIE_ASSOCIATED_DATA = 'session-cookie/v1';
+// Strings are counted at their length; this covers the dates, keys and map slots of one session.
+const SESSION_OVERHEAD_BYTES = 1024;
 
 export interface SessionLifetimes {
   readonly idleMinutes: number;
   readonly absoluteHours: number;
+  /** How long a session read here may be served from memory (SESSION_RECHECK_SECONDS); 0 or absent: never. */
+  readonly recheckSeconds?: number;
 }
+
+/** A session as the L1 keeps it between reads of its row. */
+export type RememberedSession = Omit<Session, 'tokenCacheRow'>;
 
 export interface Session {
   /** The session's public id (see `publicIdOf`): safe to show, never usable as a cookie. */
@@ -31,8 +43,8 @@ export interface Session {
   readonly expiresAt: Date;
   /** When the session ends if unused. */
   readonly idleExpiresAt: Date;
-  /** The user's token-cache row (null: none), when read with the session. */
-  readonly tokenCacheRow?: StoredEntity | null;
+  /** With `withTokenCache`: the user's token-cache row, as read in the same query or remembered. */
+  readonly tokenCacheRow?: TokenCacheRowAsRead;
 }
 
 export interface NewSession {
@@ -86,22 +98,42 @@ function publicIdOf(rowKey: string): string {
     .slice(0, 22);
 }
 
+export interface SessionStoreOptions {
+  /** The L1 the token service uses too, so a session and its token are served from memory together. */
+  readonly l1?: L1TokenCache<RememberedSession>;
+  readonly now?: () => number;
+}
+
 /**
  * Server-side sessions, one row each in the user's partition of the token table, so they can be
  * revoked and are served by any instance. The cookie holds only a sealed reference to the row.
+ *
+ * A session read here is served from the L1 for up to `recheckSeconds` (and never past the time
+ * its idle deadline is due for renewal), so a steady caller makes no Table round trip; every
+ * session this store ends is forgotten at once, so an end here acts here at once, and within
+ * `recheckSeconds` on every other instance.
  */
 export class SessionStore {
   private readonly table: TokenTable;
   private readonly keyRing: KeyRing;
   private readonly idleMs: number;
   private readonly absoluteMs: number;
+  private readonly recheckMs: number;
+  private readonly l1: L1TokenCache<RememberedSession>;
   private readonly now: () => number;
 
-  constructor(table: TokenTable, keyRing: KeyRing, lifetimes: SessionLifetimes, now = Date.now) {
+  constructor(
+    table: TokenTable,
+    keyRing: KeyRing,
+    lifetimes: SessionLifetimes,
+    { l1 = new L1TokenCache(), now = Date.now }: SessionStoreOptions = {},
+  ) {
     this.table = table;
     this.keyRing = keyRing;
     this.idleMs = lifetimes.idleMinutes * 60_000;
     this.absoluteMs = lifetimes.absoluteHours * 3_600_000;
+    this.recheckMs = (lifetimes.recheckSeconds ?? 0) * 1000;
+    this.l1 = l1;
     this.now = now;
   }
 
@@ -137,8 +169,9 @@ export class SessionStore {
   /**
    * The live session a cookie refers to, or undefined for a forged, garbled, expired or revoked one.
    * With `withTokenCache`, the same query also returns the user's token-cache row, so a proxied
-   * call costs one round trip. Renews the idle deadline at most once per tenth of the idle
-   * lifetime, so steady traffic does not write on every request.
+   * call costs one round trip, or none while the session is served from memory. Renews the idle
+   * deadline at most once per tenth of the idle lifetime, so steady traffic does not write on
+   * every request.
    */
   async resolve(
     cookieValue: string | undefined,
@@ -147,30 +180,77 @@ export class SessionStore {
     const reference = this.open(cookieValue);
     if (reference === undefined) return undefined;
     const rowKey = rowKeyOf(reference.s);
+    const remembered = this.l1.getSession(reference.p, rowKey, withTokenCache, this.now());
+    if (remembered !== undefined) {
+      return withTokenCache ? { ...remembered, tokenCacheRow: 'remembered' } : remembered;
+    }
+    const epoch = this.l1.epoch;
     const rows = await this.readRows(
       reference.p,
       withTokenCache ? [rowKey, TOKEN_CACHE_ROW_KEY] : [rowKey],
     );
     const entity = rows.get(rowKey) as (SessionEntity & StoredEntity) | undefined;
-    if (entity === undefined) return undefined;
-    const session: Session = {
-      ...this.toSession(reference.p, rowKey, entity),
-      ...(withTokenCache ? { tokenCacheRow: rows.get(TOKEN_CACHE_ROW_KEY) ?? null } : {}),
-    };
+    if (entity === undefined) {
+      this.l1.forgetSession(reference.p, rowKey);
+      return undefined;
+    }
+    const tokenCacheRow = rows.get(TOKEN_CACHE_ROW_KEY) ?? null;
+    if (withTokenCache) this.l1.observeRow(reference.p, tokenCacheRow?.etag);
+    let session = this.toSession(reference.p, rowKey, entity);
+    let lastUsed = entity.LastUsed.getTime();
     const now = this.now();
     // An ended session's row is left to the stale-row clean-up (or the user's last sign-out):
     // a request that is not signed in never writes.
     if (now >= session.expiresAt.getTime() || now >= session.idleExpiresAt.getTime()) {
       return undefined;
     }
-    if (now - entity.LastUsed.getTime() > this.idleMs / 10) {
+    if (now - lastUsed > this.idleMs / 10) {
       await this.touch(reference.p, rowKey, entity.etag, new Date(now));
-      return {
+      lastUsed = now;
+      session = {
         ...session,
         idleExpiresAt: new Date(Math.min(now + this.idleMs, session.expiresAt.getTime())),
       };
     }
-    return session;
+    this.remember(reference.p, rowKey, session, { lastUsed, withTokenCache, epoch });
+    return withTokenCache ? { ...session, tokenCacheRow } : session;
+  }
+
+  /**
+   * Keeps a session just read for SESSION_RECHECK_SECONDS, but never past its end or the time its
+   * idle deadline is due for renewal, so renewals are written as often as without the L1.
+   */
+  private remember(
+    partitionKey: string,
+    rowKey: string,
+    session: RememberedSession,
+    {
+      lastUsed,
+      withTokenCache,
+      epoch,
+    }: { lastUsed: number; withTokenCache: boolean; epoch: number },
+  ): void {
+    if (this.recheckMs <= 0) return;
+    const servableUntil = Math.min(
+      this.now() + this.recheckMs,
+      lastUsed + this.idleMs / 10,
+      session.expiresAt.getTime(),
+      session.idleExpiresAt.getTime(),
+    );
+    const bytes =
+      SESSION_OVERHEAD_BYTES +
+      session.id.length +
+      session.homeAccountId.length +
+      session.username.length +
+      (session.name?.length ?? 0) +
+      (session.loginHint?.length ?? 0) +
+      session.csrfToken.length;
+    this.l1.setSession(
+      partitionKey,
+      rowKey,
+      { session, servableUntil, withTokenRow: withTokenCache, bytes },
+      epoch,
+    );
   }
 
   /** The partition's rows with these row keys, in one query. */
@@ -237,8 +317,14 @@ export class SessionStore {
   /** Ends every session of the user, on every device (sign-out everywhere, a dead refresh token). */
   async deleteAllFor(homeAccountId: string): Promise<void> {
     const partitionKey = partitionKeyOf(homeAccountId);
-    for (const { rowKey } of await this.sessionRows(partitionKey)) {
-      await this.deleteRow(partitionKey, rowKey);
+    this.l1.forgetSessions(partitionKey);
+    try {
+      for (const { rowKey } of await this.sessionRows(partitionKey)) {
+        await this.deleteRow(partitionKey, rowKey);
+      }
+    } finally {
+      // Anything read while the rows were going must not be served now they are gone.
+      this.l1.forgetSessions(partitionKey);
     }
   }
 
@@ -316,14 +402,23 @@ export class SessionStore {
     }
   }
 
+  /**
+   * Every session this store ends goes through here: it is forgotten before the delete (this
+   * instance stops serving it at once) and after (a read made meanwhile is not kept).
+   */
   private async deleteRow(partitionKey: string, rowKey: string): Promise<void> {
-    await this.guard(async () => {
-      try {
-        await this.table.client.deleteEntity(partitionKey, rowKey);
-      } catch (error) {
-        if (statusOf(error) !== 404) throw error;
-      }
-    });
+    this.l1.forgetSession(partitionKey, rowKey);
+    try {
+      await this.guard(async () => {
+        try {
+          await this.table.client.deleteEntity(partitionKey, rowKey);
+        } catch (error) {
+          if (statusOf(error) !== 404) throw error;
+        }
+      });
+    } finally {
+      this.l1.forgetSession(partitionKey, rowKey);
+    }
   }
 
   private async guard(operation: () => Promise<unknown>): Promise<void> {

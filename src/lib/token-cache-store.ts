@@ -42,6 +42,13 @@ export class UnreadableCacheError extends Error {
 /** A row as Table Storage returned it. */
 export type StoredEntity = TableEntityResult<Record<string, unknown>>;
 
+/**
+ * The user's token-cache row as a request got it with its session: the entity read in the same
+ * query (null: the user has none), or `remembered`: the session came from memory, the row was read
+ * with it within SESSION_RECHECK_SECONDS, and the L1 holds what this instance knows of it.
+ */
+export type TokenCacheRowAsRead = StoredEntity | null | 'remembered';
+
 interface CacheEntity {
   Version: number;
   Chunks: number;

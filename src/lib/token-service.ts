@@ -19,7 +19,7 @@ import { L1TokenCache } from './l1-token-cache';
 import { partitionKeyOf } from './partition-key';
 import { emitEvent } from './telemetry-events';
 import { TableTokenCache } from './table-token-cache';
-import type { StoredEntity, TokenCacheStore } from './token-cache-store';
+import type { StoredEntity, TokenCacheRowAsRead, TokenCacheStore } from './token-cache-store';
 
 /** Where the token service reports what an operator should see; never given a token. */
 export interface Logger {
@@ -34,6 +34,8 @@ export interface TokenServiceOptions {
   /** Replaces MSAL's fetch-based client, e.g. to trust a test CA in-process. */
   readonly networkClient?: INetworkModule;
   readonly logger?: Logger;
+  /** The L1, shared with the session store so both serve from memory together. */
+  readonly l1?: L1TokenCache;
 }
 
 export interface AuthCodeUrlRequest {
@@ -66,8 +68,8 @@ export interface SignedInUser {
 export interface AcquireOptions {
   /** Skip the cached access token and redeem the refresh token. */
   readonly forceRefresh?: boolean;
-  /** The user's token-cache row, already read with the session (null: the user has none). */
-  readonly tokenCacheRow?: StoredEntity | null;
+  /** The user's token-cache row as the request got it with its session. */
+  readonly tokenCacheRow?: TokenCacheRowAsRead;
 }
 
 export interface AccessToken {
@@ -96,10 +98,11 @@ export class TokenService {
   private readonly options: TokenServiceOptions;
   /** In-flight silent acquisitions, so concurrent requests for one user share one refresh. */
   private readonly inFlight = new Map<string, Promise<AccessToken>>();
-  private readonly l1 = new L1TokenCache();
+  private readonly l1: L1TokenCache;
 
   constructor(options: TokenServiceOptions) {
     this.options = options;
+    this.l1 = options.l1 ?? new L1TokenCache();
   }
 
   async authCodeUrl(request: AuthCodeUrlRequest): Promise<string> {
@@ -153,9 +156,10 @@ export class TokenService {
   }
 
   /**
-   * An access token for the user, from the L1 when the row read with the request is the one it came
-   * from, else from their cache through MSAL, or refreshed. Concurrent calls for the same user and
-   * scopes in this process share one acquisition.
+   * An access token for the user: from the L1 when the row read with the request is the one it
+   * came from, or when the session was served from memory (`remembered`); else from their cache
+   * through MSAL, or refreshed. Concurrent calls for the same user and scopes in this process share
+   * one acquisition.
    */
   async acquireToken(
     homeAccountId: string,
@@ -165,27 +169,34 @@ export class TokenService {
     const partitionKey = partitionKeyOf(homeAccountId);
     const scopeKey = scopeKeyOf(scopes);
     if (forceRefresh) {
-      this.l1.forget(partitionKey);
+      this.l1.forgetTokens(partitionKey);
     } else if (tokenCacheRow) {
-      const kept = this.l1.get(partitionKey, scopeKey, tokenCacheRow.etag);
+      const etag = tokenCacheRow === 'remembered' ? undefined : tokenCacheRow.etag;
+      const kept = this.l1.get(partitionKey, scopeKey, etag);
       if (kept !== undefined) return { accessToken: kept.accessToken, expiresOn: kept.expiresOn };
     }
     const key = `${partitionKey}\n${scopeKey}\n${forceRefresh}`;
     let pending = this.inFlight.get(key);
     if (pending === undefined) {
-      pending = this.acquireSilently(homeAccountId, scopes, forceRefresh, tokenCacheRow).finally(
-        () => this.inFlight.delete(key),
+      // A remembered row is not at hand: the cache plugin reads it.
+      const row = tokenCacheRow === 'remembered' ? undefined : tokenCacheRow;
+      pending = this.acquireSilently(homeAccountId, scopes, forceRefresh, row).finally(() =>
+        this.inFlight.delete(key),
       );
       this.inFlight.set(key, pending);
     }
     return pending;
   }
 
-  /** Deletes the user's tokens (sign-out). */
+  /** Deletes the user's tokens (sign-out), here at once: nothing of the user is served from memory. */
   async removeUser(homeAccountId: string): Promise<void> {
     const partitionKey = partitionKeyOf(homeAccountId);
     this.l1.forget(partitionKey);
-    await this.options.store.delete(partitionKey);
+    try {
+      await this.options.store.delete(partitionKey);
+    } finally {
+      this.l1.forget(partitionKey);
+    }
   }
 
   private async acquireSilently(
@@ -194,11 +205,9 @@ export class TokenService {
     forceRefresh: boolean,
     tokenCacheRow: StoredEntity | null | undefined,
   ): Promise<AccessToken> {
-    const cache = new TableTokenCache(
-      this.options.store,
-      partitionKeyOf(homeAccountId),
-      tokenCacheRow,
-    );
+    const partitionKey = partitionKeyOf(homeAccountId);
+    const epoch = this.l1.epoch;
+    const cache = new TableTokenCache(this.options.store, partitionKey, tokenCacheRow);
     const client = await this.client(cache);
     try {
       const account = await client.getTokenCache().getAccountByHomeId(homeAccountId);
@@ -207,7 +216,7 @@ export class TokenService {
           this.options.logger?.warn(
             `token cache: ${cache.unreadable.message}; signing the user out`,
           );
-          await cache.deleteRow();
+          await this.deleteTokens(cache, partitionKey);
           throw new SignInRequiredError('unreadable_cache');
         }
         throw new SignInRequiredError('no_account');
@@ -220,16 +229,26 @@ export class TokenService {
       if (!result.fromCache) emitEvent({ event: 'TokenRefreshed', forced: forceRefresh });
       const rowEtag = cache.rowEtag;
       if (rowEtag !== undefined) {
-        this.l1.set(partitionKeyOf(homeAccountId), scopeKeyOf(scopes), rowEtag, result);
+        this.l1.set(partitionKey, scopeKeyOf(scopes), rowEtag, result, epoch);
       }
       return { accessToken: result.accessToken, expiresOn: result.expiresOn };
     } catch (error) {
       const translated = translate(error, cache, scopes);
       if (translated instanceof SignInRequiredError) {
         emitEvent({ event: 'SignInRequired', reason: translated.reason });
-        if (translated.reason === 'refresh_rejected') await cache.deleteRow();
+        if (translated.reason === 'refresh_rejected') await this.deleteTokens(cache, partitionKey);
       }
       throw translated;
+    }
+  }
+
+  /** Deletes the user's row, and forgets the user here at once (their sessions re-read the table). */
+  private async deleteTokens(cache: TableTokenCache, partitionKey: string): Promise<void> {
+    this.l1.forget(partitionKey);
+    try {
+      await cache.deleteRow();
+    } finally {
+      this.l1.forget(partitionKey);
     }
   }
 

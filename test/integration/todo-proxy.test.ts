@@ -67,6 +67,9 @@ beforeAll(async () => {
         tokenCacheKeys: randomBytes(32).toString('base64'),
       }),
       TODOLIST_TIMEOUT_MS: String(TIMEOUT_MS),
+      // Each request here must meet the table as it is now (a store stopped mid-file, rows gone):
+      // no session from memory. The recheck window has its own tests (session-recheck.test.ts).
+      SESSION_RECHECK_SECONDS: '0',
       NODE_EXTRA_CA_CERTS: stack.emulator.caCertPath,
     },
   });

@@ -50,7 +50,23 @@ describe('loadConfig', () => {
       connectionString: 'UseDevelopmentStorage=true',
     });
     expect(config.tokenCache.keys).toHaveLength(1);
-    expect(config.session).toMatchObject({ idleMinutes: 120, absoluteHours: 24 });
+    expect(config.session).toMatchObject({
+      idleMinutes: 120,
+      absoluteHours: 24,
+      recheckSeconds: 5,
+    });
+  });
+
+  it('takes SESSION_RECHECK_SECONDS from 0 (read on every request) to 300', () => {
+    expect(loadConfig(validEnv({ SESSION_RECHECK_SECONDS: '0' })).session.recheckSeconds).toBe(0);
+    expect(loadConfig(validEnv({ SESSION_RECHECK_SECONDS: '300' })).session.recheckSeconds).toBe(
+      300,
+    );
+    for (const value of ['301', '-1', '2.5', 'soon']) {
+      expect(problemsOf(validEnv({ SESSION_RECHECK_SECONDS: value }))).toEqual([
+        `SESSION_RECHECK_SECONDS must be a whole number from 0 to 300, got "${value}"`,
+      ]);
+    }
   });
 
   it('builds the ciamlogin.com authority from TENANT_SUBDOMAIN', () => {

@@ -100,4 +100,89 @@ describe('L1TokenCache', () => {
     expect(cache.get('user-1', READ, 'e')).toBeUndefined();
     expect(cache.bytes).toBe(0);
   });
+
+  describe('sessions', () => {
+    const session = { id: 'ann' };
+    const entry = (servableUntil: number, withTokenRow = true) => ({
+      session,
+      servableUntil,
+      withTokenRow,
+      bytes: 1000,
+    });
+
+    it("serves a session until its servable time, by the caller's clock", () => {
+      const cache = new L1TokenCache<typeof session>();
+      cache.setSession('user-1', 'row-1', entry(T0 + 5000), cache.epoch);
+      expect(cache.getSession('user-1', 'row-1', true, T0 + 4999)).toBe(session);
+      expect(cache.getSession('user-1', 'row-2', true, T0)).toBeUndefined();
+      expect(cache.getSession('user-1', 'row-1', true, T0 + 5000)).toBeUndefined();
+      expect(cache.bytes).toBe(0);
+    });
+
+    it('serves a session read without the token row only to requests that need no token', () => {
+      const cache = new L1TokenCache<typeof session>();
+      cache.setSession('user-1', 'row-1', entry(T0 + 5000, false), cache.epoch);
+      expect(cache.getSession('user-1', 'row-1', true, T0)).toBeUndefined();
+      expect(cache.getSession('user-1', 'row-1', false, T0)).toBe(session);
+    });
+
+    it('does not keep what was read before an invalidation (a sign-out while the read was out)', () => {
+      const cache = new L1TokenCache<typeof session>();
+      const readAt = cache.epoch;
+      cache.forgetSession('user-1', 'row-1');
+      cache.setSession('user-1', 'row-1', entry(T0 + 5000), readAt);
+      expect(cache.getSession('user-1', 'row-1', true, T0)).toBeUndefined();
+      const tokenReadAt = cache.epoch;
+      cache.forget('user-2');
+      cache.set('user-1', READ, 'e', token('a', 60 * MINUTE), tokenReadAt);
+      expect(cache.get('user-1', READ)).toBeUndefined();
+      expect(cache.bytes).toBe(0);
+    });
+
+    it("forgets one session, all of a user's, or the user with their tokens", () => {
+      const { cache } = cacheAt(T0);
+      const sessions = cache as unknown as L1TokenCache<typeof session>;
+      sessions.setSession('user-1', 'row-1', entry(T0 + 5000), sessions.epoch);
+      sessions.setSession('user-1', 'row-2', entry(T0 + 5000), sessions.epoch);
+      cache.set('user-1', READ, 'e', token('a', 60 * MINUTE));
+      sessions.forgetSession('user-1', 'row-1');
+      expect(sessions.getSession('user-1', 'row-1', true, T0)).toBeUndefined();
+      expect(sessions.getSession('user-1', 'row-2', true, T0)).toBe(session);
+      sessions.forgetSessions('user-1');
+      expect(sessions.getSession('user-1', 'row-2', true, T0)).toBeUndefined();
+      // Sessions go, tokens stay: they follow the token-cache row.
+      expect(cache.get('user-1', READ)).toBeDefined();
+      sessions.setSession('user-1', 'row-3', entry(T0 + 5000), sessions.epoch);
+      cache.forget('user-1');
+      expect(sessions.getSession('user-1', 'row-3', true, T0)).toBeUndefined();
+      expect(cache.get('user-1', READ)).toBeUndefined();
+      expect(cache.bytes).toBe(0);
+    });
+
+    it('serves tokens without an ETag while a remembered session vouches for the row, and drops them when a read shows another row', () => {
+      const { cache } = cacheAt(T0);
+      cache.set('user-1', READ, 'etag-1', token('a', 60 * MINUTE));
+      expect(cache.get('user-1', READ)).toBeDefined();
+      cache.observeRow('user-1', 'etag-1');
+      expect(cache.get('user-1', READ)).toBeDefined();
+      cache.observeRow('user-1', 'etag-2');
+      expect(cache.get('user-1', READ)).toBeUndefined();
+      cache.set('user-1', READ, 'etag-2', token('b', 60 * MINUTE));
+      cache.observeRow('user-1', undefined); // the row is gone
+      expect(cache.get('user-1', READ)).toBeUndefined();
+    });
+
+    it('counts sessions and tokens against one bound, dropping the least recently used user', () => {
+      const perToken = 1200 + 512;
+      const { cache } = cacheAt(T0, 2 * perToken + 1000);
+      const sessions = cache as unknown as L1TokenCache<typeof session>;
+      cache.set('user-1', READ, 'e', token('1', 60 * MINUTE));
+      cache.set('user-2', READ, 'e', token('2', 60 * MINUTE));
+      sessions.setSession('user-2', 'row', entry(T0 + 5000), sessions.epoch);
+      expect(cache.bytes).toBe(2 * perToken + 1000);
+      sessions.setSession('user-3', 'row', entry(T0 + 5000), sessions.epoch);
+      expect(cache.get('user-1', READ)).toBeUndefined();
+      expect(cache.bytes).toBe(perToken + 2000);
+    });
+  });
 });
