@@ -100,11 +100,18 @@ function saveDraft() {
   }
 }
 
-/** Puts back what the user had typed when a call answered 401, once the list is shown again. */
+/**
+ * What the user had typed when a call answered 401 on the page before this sign-in, read as the
+ * page loads: a draft this page saves itself (a write refused while the list was still loading) is
+ * for the next page, not for this one to consume.
+ */
+const draftFromBeforeSignIn = sessionStorage.getItem(DRAFT_KEY);
+
+/** Puts back what the user had typed before signing in again, once the list is shown again. */
 function restoreDraft() {
-  const saved = sessionStorage.getItem(DRAFT_KEY);
+  const saved = draftFromBeforeSignIn;
   if (saved === null) return;
-  sessionStorage.removeItem(DRAFT_KEY);
+  if (sessionStorage.getItem(DRAFT_KEY) === saved) sessionStorage.removeItem(DRAFT_KEY);
   let draft;
   try {
     draft = JSON.parse(saved);
