@@ -330,9 +330,16 @@ function headersOf(req: http.IncomingMessage): Record<string, NullableString> {
   );
 }
 
+// ASP.NET Core's query collection is keyed ignoring case (KeyValueAccumulator, StringComparer.
+// OrdinalIgnoreCase): `?a=1&A=2` is one key, spelled as it first came, with the values "1,2".
 function queryOf(url: URL): Record<string, NullableString> {
-  const keys = new Set(url.searchParams.keys());
-  return nullable([...keys].map((key) => [key, url.searchParams.getAll(key).join(',')]));
+  const byKey = new Map<string, [string, string[]]>();
+  for (const [key, value] of url.searchParams) {
+    const entry = byKey.get(key.toUpperCase());
+    if (entry) entry[1].push(value);
+    else byKey.set(key.toUpperCase(), [key, [value]]);
+  }
+  return nullable([...byKey.values()].map(([key, values]) => [key, values.join(',')]));
 }
 
 function adminTriggerInput(fn: FunctionRegistration, input: unknown): TypedData {

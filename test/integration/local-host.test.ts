@@ -488,6 +488,11 @@ describe('local host CLI serving the fixture app', () => {
     }
   });
 
+  it('keys the query ignoring case, as ASP.NET Core (KeyValueAccumulator: StringComparer.OrdinalIgnoreCase)', async () => {
+    const response = await get('/api/echo?code=x&CODE=y&Code=z&other=1', { method: 'POST' });
+    expect(await response.json()).toMatchObject({ query: { code: 'x,y,z', other: '1' } });
+  });
+
   it('keeps a backslash in the path a character of its segment, not a separator (RoutePatternMatcherTest.TryMatch_WithUrlWithStartingBackslash)', async () => {
     const file = await rawTarget(origin, '/api/files/a\\b/c');
     expect(file.status).toBe(200);
