@@ -40,12 +40,17 @@ export interface TodoItem {
 
 export type FaultMode = 'down' | 'slow' | 'status' | 'reject_token';
 
-/** `count` limits how many requests a fault hits; without it the fault stays until cleared. */
-export type Fault =
+/**
+ * `count` limits how many requests a fault hits; without it the fault stays until cleared. `oid`
+ * limits it to the requests of one user (the bearer token's `oid`), so a test can fail its own
+ * user's calls on an API that other tests share.
+ */
+export type Fault = (
   | { mode: 'down'; count?: number }
   | { mode: 'slow'; delayMs: number; count?: number }
   | { mode: 'status'; status: number; retryAfter?: number | string; count?: number }
-  | { mode: 'reject_token'; count?: number };
+  | { mode: 'reject_token'; count?: number }
+) & { oid?: string };
 
 export interface LoggedRequest {
   method: string;
@@ -68,9 +73,10 @@ export interface TodoListApi {
   endpoint: string;
   requests(): LoggedRequest[];
   counters(): TodoListApiCounters;
-  /** Sets the fault of that mode, replacing an earlier one; faults of other modes stay. */
+  /** Sets the fault of that mode (and user), replacing an earlier one; other faults stay. */
   setFault(fault: Fault): void;
-  clearFaults(): void;
+  /** Clears every fault, or only those set for `oid`. */
+  clearFaults(oid?: string): void;
   /** Clears data, faults, counters and the request log. */
   reset(): void;
   close(): Promise<void>;
@@ -138,7 +144,8 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
     );
     renameSync(temporary, options.dataFile);
   };
-  const faults = new Map<FaultMode, { fault: Fault; remaining: number }>();
+  // Keyed by mode and user (`*` for a fault on every user's requests).
+  const faults = new Map<string, { fault: Fault; remaining: number }>();
   let log: LoggedRequest[] = [];
   let counters = newCounters();
   const closing = new AbortController();
@@ -146,13 +153,26 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
   // Takes unknown so the admin surface can pass JSON straight in: parseFault checks it.
   function setFault(value: unknown): void {
     const fault = parseFault(value);
-    faults.set(fault.mode, { fault, remaining: fault.count ?? Infinity });
+    faults.set(faultKey(fault.mode, fault.oid), { fault, remaining: fault.count ?? Infinity });
   }
 
-  function takeFault<M extends FaultMode>(mode: M): Extract<Fault, { mode: M }> | undefined {
-    const active = faults.get(mode);
-    if (!active) return undefined;
-    if (--active.remaining <= 0) faults.delete(mode);
+  function clearFaults(oid?: string): void {
+    if (oid === undefined) return faults.clear();
+    for (const [key, { fault }] of faults) if (fault.oid === oid) faults.delete(key);
+  }
+
+  /** The fault of this mode for the request's user, else the one for every user. */
+  function takeFault<M extends FaultMode>(
+    req: IncomingMessage,
+    mode: M,
+  ): Extract<Fault, { mode: M }> | undefined {
+    if (faults.size === 0) return undefined;
+    const oid = unverifiedOid(req);
+    const keys = [...(oid === undefined ? [] : [faultKey(mode, oid)]), faultKey(mode, undefined)];
+    const key = keys.find((candidate) => faults.has(candidate));
+    const active = key === undefined ? undefined : faults.get(key);
+    if (key === undefined || active === undefined) return undefined;
+    if (--active.remaining <= 0) faults.delete(key);
     counters.faults[mode] += 1;
     return active.fault as Extract<Fault, { mode: M }>;
   }
@@ -165,7 +185,8 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
     }
     const invalid = (detail: string) =>
       new Problem(401, detail, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
-    if (takeFault('reject_token')) throw invalid('The access token was rejected (injected fault).');
+    if (takeFault(req, 'reject_token'))
+      throw invalid('The access token was rejected (injected fault).');
     if (!token || rest.length > 0) throw invalid('The Authorization header is malformed.');
 
     let payload: JWTPayload;
@@ -238,13 +259,13 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
       counters.byStatus[res.statusCode] = (counters.byStatus[res.statusCode] ?? 0) + 1;
     });
 
-    const slow = takeFault('slow');
+    const slow = takeFault(req, 'slow');
     if (slow) await delay(slow.delayMs, undefined, { signal: closing.signal });
-    if (takeFault('down')) {
+    if (takeFault(req, 'down')) {
       req.socket.destroy();
       return;
     }
-    const status = takeFault('status');
+    const status = takeFault(req, 'status');
     if (status) {
       const retryAfter = status.retryAfter;
       throw new Problem(
@@ -312,9 +333,12 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
       case 'POST /_api/faults':
         setFault(await readJson(req));
         return send(res, 204);
-      case 'DELETE /_api/faults':
-        faults.clear();
+      case 'DELETE /_api/faults': {
+        // `?oid=` clears one user's faults only.
+        const oid = new URL(req.url ?? '/', 'http://localhost').searchParams.get('oid');
+        clearFaults(oid ?? undefined);
         return send(res, 204);
+      }
       case 'GET /_api/requests':
         return send(res, 200, log);
       case 'GET /_api/counters':
@@ -360,7 +384,7 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
     requests: () => structuredClone(log),
     counters: () => structuredClone(counters),
     setFault,
-    clearFaults: () => faults.clear(),
+    clearFaults,
     reset,
     close: () =>
       (closed ??= new Promise<void>((resolve, reject) => {
@@ -397,6 +421,27 @@ function newCounters(): TodoListApiCounters {
   return { requests: 0, byStatus: {}, faults: { down: 0, slow: 0, status: 0, reject_token: 0 } };
 }
 
+function faultKey(mode: FaultMode, oid: string | undefined): string {
+  return `${mode} ${oid ?? '*'}`;
+}
+
+/**
+ * The `oid` claim of the request's bearer token, read without verifying it: it only picks which
+ * injected fault applies, as faults stand for the API failing before it checks the token.
+ */
+function unverifiedOid(req: IncomingMessage): string | undefined {
+  const [scheme, token] = (req.headers.authorization ?? '').split(' ');
+  if (scheme?.toLowerCase() !== 'bearer' || token === undefined) return undefined;
+  try {
+    const payload: unknown = JSON.parse(
+      Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'),
+    );
+    return isObject(payload) && typeof payload.oid === 'string' ? payload.oid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -431,11 +476,17 @@ function readDescription(body: unknown): string {
 
 function parseFault(value: unknown): Fault {
   if (!isObject(value)) throw new Problem(400, 'A fault must be a JSON object.');
-  const { mode, count } = value;
+  const { mode, count, oid } = value;
   if (count !== undefined && !(Number.isInteger(count) && (count as number) > 0)) {
     throw new Problem(400, 'A fault count must be a positive integer.');
   }
-  const limit = count === undefined ? {} : { count: count as number };
+  if (oid !== undefined && (typeof oid !== 'string' || oid === '')) {
+    throw new Problem(400, 'A fault oid must be a non-empty string.');
+  }
+  const limit = {
+    ...(count === undefined ? {} : { count: count as number }),
+    ...(oid === undefined ? {} : { oid }),
+  };
   switch (mode) {
     case 'down':
     case 'reject_token':

@@ -420,9 +420,29 @@ describe('faults', () => {
     expect((await call('GET', '', { token })).status).toBe(200);
   });
 
+  it('oid: a fault hits only that user, and clearing it leaves the others', async () => {
+    const [alice, bob] = [await tokenFor(ALICE), await tokenFor(BOB)];
+    api.setFault({ mode: 'status', status: 504, oid: ALICE });
+    api.setFault({ mode: 'status', status: 503, oid: BOB, count: 1 });
+    await expectProblem(await call('GET', '', { token: alice }), 504);
+    await expectProblem(await call('GET', '', { token: bob }), 503);
+    expect((await call('GET', '', { token: bob })).status).toBe(200);
+    await expectProblem(await call('GET', '', { token: alice }), 504);
+
+    // A fault for everyone stays when one user's faults are cleared.
+    api.setFault({ mode: 'status', status: 500 });
+    expect((await admin('DELETE', `faults?oid=${ALICE}`)).status).toBe(204);
+    await expectProblem(await call('GET', '', { token: alice }), 500);
+    api.clearFaults(BOB);
+    await expectProblem(await call('GET', '', { token: bob }), 500);
+    api.clearFaults();
+    expect((await call('GET', '', { token: alice })).status).toBe(200);
+  });
+
   it('refuses a malformed fault', () => {
     expect(() => api.setFault({ mode: 'status', status: 200 })).toThrow(/400 to 599/);
     expect(() => api.setFault({ mode: 'down', count: 0 })).toThrow(/positive integer/);
+    expect(() => api.setFault({ mode: 'down', oid: '' })).toThrow(/oid/);
   });
 });
 
