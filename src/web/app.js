@@ -1,29 +1,36 @@
 // The page's only script. It never sees a token: the session cookie is HttpOnly and every API call
 // goes to this app's own /api routes, which attach the token on the server.
+//
+// Parts, in order: calling the API; the one live status line (the notice); busy controls and
+// field problems; the to-do list section; signing in and out; start-up. A new section of the
+// signed-in page gets its own part and is started from showSignedIn.
 
 const DRAFT_KEY = 'todo-draft';
 const DEFAULT_LOGIN_URL = '/auth/signin?returnTo=%2F';
+/** The ToDoList API refuses a longer description, counted as JavaScript counts string length. */
+const MAX_DESCRIPTION_LENGTH = 1000;
+/** Longer descriptions are shortened when quoted in a message. */
+const QUOTE_LENGTH = 60;
 
 const $ = (id) => document.getElementById(id);
-const errorRegion = $('error');
-const statusRegion = $('status');
-const addForm = $('add-form');
-const addInput = $('new-todo');
-const list = $('todo-list');
+const numbers = new Intl.NumberFormat('en');
 
-/** @type {{ id: string, description: string }[]} */
-let todos = [];
-/** The item being edited ({ id, input }), so a 401 can keep what was typed into it. */
-let editing;
+// ---------------------------------------------------------------------------------------------
+// Calling the API
 
 class ApiError extends Error {
   /**
    * @param {string} message
-   * @param {string | undefined} loginUrl set when signing in (again) would let the call succeed
+   * @param {{ status?: number, loginUrl?: string, field?: string, outcomeUnknown?: boolean }} details
+   *   `loginUrl` is set when signing in (again) would let the call succeed; `field` names the input
+   *   the API refused; `outcomeUnknown` means a write may or may not have happened.
    */
-  constructor(message, loginUrl) {
+  constructor(message, details = {}) {
     super(message);
-    this.loginUrl = loginUrl;
+    this.status = details.status;
+    this.loginUrl = details.loginUrl;
+    this.field = details.field;
+    this.outcomeUnknown = details.outcomeUnknown ?? false;
   }
 }
 
@@ -39,6 +46,14 @@ function describeProblem(response, problem) {
   return message;
 }
 
+/**
+ * Whether a failed write may still have happened: no answer at all, or the app or the API gave up
+ * on it (500, 502, 504) after the API may have carried it out.
+ */
+function isOutcomeUnknown(method, status) {
+  return method !== 'GET' && (status === undefined || [500, 502, 504].includes(status));
+}
+
 /** Calls this app's API; resolves with the JSON body, or throws an ApiError to show. */
 async function api(method, path, body) {
   const headers = { 'X-CSRF': '1', Accept: 'application/json' };
@@ -51,7 +66,9 @@ async function api(method, path, body) {
   try {
     response = await fetch(path, init);
   } catch {
-    throw new ApiError('The app could not be reached. Check your connection and try again.');
+    throw new ApiError('The app could not be reached. Check your connection and try again.', {
+      outcomeUnknown: isOutcomeUnknown(method, undefined),
+    });
   }
   const text = await response.text();
   let data;
@@ -61,33 +78,465 @@ async function api(method, path, body) {
     data = undefined;
   }
   if (response.ok) return data;
-  const loginUrl = response.status === 401 ? (data?.loginUrl ?? DEFAULT_LOGIN_URL) : undefined;
-  throw new ApiError(describeProblem(response, data), loginUrl);
+  const field = data?.errors && Object.keys(data.errors)[0];
+  throw new ApiError(describeProblem(response, data), {
+    status: response.status,
+    loginUrl: response.status === 401 ? (data?.loginUrl ?? DEFAULT_LOGIN_URL) : undefined,
+    field: response.status === 400 ? field : undefined,
+    outcomeUnknown: isOutcomeUnknown(method, response.status),
+  });
 }
 
-function announce(message) {
-  statusRegion.textContent = message;
-}
+// ---------------------------------------------------------------------------------------------
+// The notice: one live status line for the whole page
 
-function clearError() {
-  errorRegion.replaceChildren();
-}
+const notice = $('notice');
 
-/** Shows an error; a 401 also keeps what the user typed and offers to sign in again. */
-function showError(error) {
-  const message = error instanceof ApiError ? error.message : 'Something went wrong.';
+/**
+ * Replaces whatever the notice said. `kind` is busy, success or error; `action` is an optional
+ * link or button offered with it. A control that had focus inside the notice hands it to the new
+ * action, so focus never drops to the page.
+ */
+function showNotice(kind, message, action) {
+  const focusWasInside = notice.contains(document.activeElement);
   const text = document.createElement('p');
   text.textContent = message;
-  errorRegion.replaceChildren(text);
+  notice.className = `notice ${kind}`;
+  notice.replaceChildren(text, ...(action ? [action] : []));
+  if (focusWasInside) (action ?? $('todos-heading')).focus();
+  keepClearOfNotice(document.activeElement);
+}
+
+function clearNotice() {
+  notice.className = 'notice';
+  notice.replaceChildren();
+}
+
+/**
+ * The notice sticks to the top of the window; if it now covers the control in use, scroll that
+ * control down from under it, so both the message and the control are in view.
+ */
+function keepClearOfNotice(element) {
+  if (!(element instanceof HTMLElement) || element === document.body) return;
+  const covered = notice.getBoundingClientRect().bottom - element.getBoundingClientRect().top;
+  if (notice.childElementCount > 0 && covered > 0) window.scrollBy(0, -(covered + 8));
+}
+
+/** A description as quoted in a message: in quotes, shortened when long. */
+function quote(description) {
+  const short =
+    description.length > QUOTE_LENGTH ? `${description.slice(0, QUOTE_LENGTH)}…` : description;
+  return `“${short}”`;
+}
+
+/** Shows a failed call: a 401 also keeps what the user typed and offers to sign in again. */
+function showFailure(message, error) {
+  if (!(error instanceof ApiError)) console.error(error);
   if (error instanceof ApiError && error.loginUrl !== undefined) {
     saveDraft();
     const link = document.createElement('a');
     link.href = error.loginUrl;
     link.className = 'button';
     link.textContent = error.loginUrl.includes('consent=') ? 'Allow changes' : 'Sign in again';
-    errorRegion.append(link);
+    showNotice('error', message, link);
+    return;
   }
-  if (!(error instanceof ApiError)) console.error(error);
+  showNotice('error', message);
+}
+
+/** What a failed call said, for a message that starts with what did not happen. */
+function failureReason(error) {
+  return error instanceof ApiError ? error.message : 'Something went wrong.';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Busy controls and field problems
+
+/**
+ * Runs `action` with `control` (a form or a button) marked busy: the button (the form's submit
+ * button) says so to assistive technology and further clicks are ignored, but it stays focusable, so focus stays where the person left it
+ * (a disabled button drops focus to the page). Does nothing when already busy.
+ */
+async function whileBusy(control, action) {
+  if (control.getAttribute('aria-busy') === 'true') return;
+  const buttons =
+    control instanceof HTMLButtonElement
+      ? [control]
+      : control.querySelectorAll('button[type="submit"]');
+  control.setAttribute('aria-busy', 'true');
+  buttons.forEach((button) => button.setAttribute('aria-disabled', 'true'));
+  try {
+    await action();
+  } finally {
+    control.removeAttribute('aria-busy');
+    buttons.forEach((button) => button.removeAttribute('aria-disabled'));
+  }
+}
+
+/** What is wrong with a description, or undefined; the same rules as the ToDoList API's. */
+function descriptionProblem(description) {
+  if (description.trim() === '') return 'A to-do cannot be empty.';
+  const over = description.length - MAX_DESCRIPTION_LENGTH;
+  if (over <= 0) return undefined;
+  return (
+    `This is ${numbers.format(over)} character${over === 1 ? '' : 's'} too long: ` +
+    `a to-do can have at most ${numbers.format(MAX_DESCRIPTION_LENGTH)}.`
+  );
+}
+
+/** Marks an input as invalid with `problem` (its aria-describedby text), or clears the mark. */
+function setFieldProblem(input, problem) {
+  const element = $(input.getAttribute('aria-describedby'));
+  if (problem === undefined) {
+    input.removeAttribute('aria-invalid');
+    element.textContent = '';
+    element.hidden = true;
+  } else {
+    input.setAttribute('aria-invalid', 'true');
+    element.textContent = problem;
+    element.hidden = false;
+  }
+}
+
+/**
+ * Checks an input while the person types or pastes: only the length, as an empty box is not an
+ * error until it is submitted. Nothing is cut: a paste past the limit stays, marked, to be edited.
+ */
+function watchLength(input) {
+  input.addEventListener('input', () => {
+    const problem = descriptionProblem(input.value);
+    setFieldProblem(input, problem?.startsWith('A to-do cannot be empty') ? undefined : problem);
+  });
+}
+
+/** The problem with a description about to be sent, shown at the input, which gets focus. */
+function refuseInvalid(input, description, verb) {
+  const problem = descriptionProblem(description);
+  if (problem === undefined) return false;
+  setFieldProblem(input, problem);
+  input.focus();
+  showNotice('error', `Not ${verb}. ${problem}`);
+  return true;
+}
+
+/** An API refusal of the description is shown at the input too. */
+function markRefusedField(input, error) {
+  if (error instanceof ApiError && error.field !== undefined) {
+    setFieldProblem(input, error.message);
+    input.focus();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The to-do list section
+
+const addForm = $('add-form');
+const addInput = $('new-todo');
+const list = $('todo-list');
+
+/**
+ * The list as last loaded: `todos` is null until it has been; `stale` is set when loading it again
+ * failed. Either way the page says so and offers Retry, and a change reloads the whole list
+ * instead of showing a part of it as the whole.
+ */
+const state = {
+  /** @type {{ id: string, description: string }[] | null} */
+  todos: null,
+  stale: false,
+};
+/** The item being edited ({ id, input }), so a 401 can keep what was typed into it. */
+let editing;
+
+function cloneTemplate(id) {
+  return $(id).content.firstElementChild.cloneNode(true);
+}
+
+function findTodo(id) {
+  return state.todos?.find((todo) => todo.id === id);
+}
+
+function itemElement(id) {
+  return [...list.children].find((item) => item.dataset.id === id);
+}
+
+function itemView(todo) {
+  const item = cloneTemplate('todo-item');
+  item.dataset.id = todo.id;
+  showDescription(item, todo.description);
+  item.querySelector('.edit').addEventListener('click', () => startEditing(todo.id));
+  item
+    .querySelector('.delete')
+    .addEventListener('click', (event) => void remove(todo.id, event.currentTarget));
+  return item;
+}
+
+function showDescription(item, description) {
+  item.querySelector('.description').textContent = description;
+  // Each button's accessible name says which to-do it acts on.
+  item.querySelectorAll('.label').forEach((label) => {
+    label.textContent = ` ${quote(description)}`;
+  });
+}
+
+/**
+ * Brings the list in line with `state`, item by item: items that did not change keep their
+ * element, so focus and an open editor (with what was typed into it) survive a reload.
+ */
+function render() {
+  const todos = state.todos ?? [];
+  const focusWasInList = list.contains(document.activeElement);
+  const wanted = new Set(todos.map((todo) => todo.id));
+  for (const item of [...list.children]) {
+    if (!wanted.has(item.dataset.id)) {
+      if (editing?.id === item.dataset.id) editing = undefined;
+      item.remove();
+    }
+  }
+  let previous;
+  for (const todo of todos) {
+    let item = itemElement(todo.id);
+    if (item === undefined) item = itemView(todo);
+    else if (!item.classList.contains('editing')) showDescription(item, todo.description);
+    const position = previous ? previous.nextElementSibling : list.firstElementChild;
+    if (item !== position) list.insertBefore(item, position);
+    previous = item;
+  }
+  if (focusWasInList && !list.contains(document.activeElement)) $('todos-heading').focus();
+
+  $('empty').hidden = state.todos === null || state.stale || todos.length > 0;
+  const problem =
+    state.todos === null
+      ? 'Your to-dos could not be loaded.'
+      : state.stale
+        ? 'Your to-dos could not be reloaded, so this list may be out of date.'
+        : undefined;
+  $('list-problem').hidden = problem === undefined;
+  $('list-problem-text').textContent = problem ?? '';
+  if (problem === undefined && document.activeElement === $('retry')) {
+    $('todos-heading').focus();
+  }
+}
+
+/** Loads the whole list; on failure the list is marked as not known (or out of date). */
+async function loadTodos() {
+  list.setAttribute('aria-busy', 'true');
+  try {
+    state.todos = (await api('GET', '/api/todos')) ?? [];
+    state.stale = false;
+  } catch (error) {
+    state.stale = state.todos !== null;
+    throw error;
+  } finally {
+    list.removeAttribute('aria-busy');
+    render();
+  }
+}
+
+/** Reloads the list after a change whose outcome is unknown; true when it could. */
+async function reloadToCheck() {
+  try {
+    await loadTodos();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function retryLoading() {
+  const retry = $('retry');
+  await whileBusy(retry, async () => {
+    showNotice('busy', 'Loading your to-dos…');
+    try {
+      await loadTodos();
+      showNotice('success', 'Your to-dos are loaded.');
+    } catch (error) {
+      showFailure(`Your to-dos could not be loaded. ${failureReason(error)}`, error);
+    }
+  });
+}
+
+function startEditing(id, text) {
+  const todo = findTodo(id);
+  const current = itemElement(id);
+  if (!todo || !current) return;
+  if (editing) stopEditing();
+  const editor = cloneTemplate('todo-editor');
+  editor.dataset.id = id;
+  const form = editor.querySelector('form');
+  const input = editor.querySelector('input');
+  const problem = editor.querySelector('.field-problem');
+  input.id = `edit-todo`;
+  problem.id = 'edit-todo-problem';
+  input.setAttribute('aria-describedby', problem.id);
+  editor.querySelector('label').htmlFor = input.id;
+  input.value = text ?? todo.description;
+  watchLength(input);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    void save(id, form, input);
+  });
+  editor.querySelector('.cancel').addEventListener('click', () => stopEditing(true));
+  input.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') stopEditing(true);
+  });
+  current.replaceWith(editor);
+  editing = { id, input };
+  input.focus();
+  input.select();
+}
+
+/** Closes the editor without saving; a person who cancelled gets focus back on Edit. */
+function stopEditing(restoreFocus = false) {
+  const id = editing?.id;
+  const todo = findTodo(id);
+  const editor = id === undefined ? undefined : itemElement(id);
+  editing = undefined;
+  if (!todo || !editor) return;
+  const item = itemView(todo);
+  const hadFocus = editor.contains(document.activeElement);
+  editor.replaceWith(item);
+  if (restoreFocus || hadFocus) item.querySelector('.edit').focus();
+}
+
+async function add() {
+  const description = addInput.value;
+  if (refuseInvalid(addInput, description, 'added')) return;
+  await whileBusy(addForm, async () => {
+    showNotice('busy', `Adding ${quote(description)}…`);
+    let created;
+    try {
+      created = await api('POST', '/api/todos', { description });
+    } catch (error) {
+      if (error.outcomeUnknown) return checkAdded(description, error);
+      markRefusedField(addInput, error);
+      showFailure(`${quote(description)} was not added. ${failureReason(error)}`, error);
+      return;
+    }
+    // What was typed while the call was under way stays.
+    if (addInput.value === description) addInput.value = '';
+    if (addForm.contains(document.activeElement)) addInput.focus();
+    if (state.todos === null || state.stale) await reloadToCheck();
+    else {
+      state.todos.push(created);
+      render();
+    }
+    showNotice('success', `Added ${quote(created.description)}.`);
+  });
+}
+
+/** After an add with no clear answer: reload and say what the list now shows. */
+async function checkAdded(description, error) {
+  const before = new Set((state.todos ?? []).map((todo) => todo.id));
+  const reason = failureReason(error);
+  if (!(await reloadToCheck())) {
+    showFailure(
+      `${reason} It is not known whether ${quote(description)} was added, and the list could ` +
+        'not be reloaded to check. Retry to see what is saved.',
+      error,
+    );
+    return;
+  }
+  const added = state.todos.some(
+    (todo) => todo.description === description && !before.has(todo.id),
+  );
+  if (added) {
+    if (addInput.value === description) addInput.value = '';
+    showNotice(
+      'success',
+      `${reason} The list has been reloaded: ${quote(description)} is in it, so it was added.`,
+    );
+  } else {
+    showFailure(
+      `${reason} It is not known whether ${quote(description)} was added: the reloaded list does ` +
+        'not show it yet, so your text is still in the box.',
+      error,
+    );
+  }
+}
+
+async function save(id, form, input) {
+  const todo = findTodo(id);
+  const description = input.value;
+  if (!todo || refuseInvalid(input, description, 'saved')) return;
+  await whileBusy(form, async () => {
+    showNotice('busy', `Saving ${quote(description)}…`);
+    let updated;
+    try {
+      updated = await api('PATCH', `/api/todos/${encodeURIComponent(id)}`, { description });
+    } catch (error) {
+      if (error.outcomeUnknown) return checkSaved(todo, description, error);
+      markRefusedField(input, error);
+      showFailure(`${quote(description)} was not saved. ${failureReason(error)}`, error);
+      return;
+    }
+    state.todos = state.todos.map((candidate) => (candidate.id === id ? updated : candidate));
+    // A change typed while saving keeps the editor open with it.
+    if (input.value === description) stopEditing();
+    render();
+    showNotice('success', `Saved ${quote(updated.description)}.`);
+  });
+}
+
+async function checkSaved(todo, description, error) {
+  const reason = failureReason(error);
+  if (!(await reloadToCheck())) {
+    showFailure(
+      `${reason} It is not known whether ${quote(description)} was saved, and the list could ` +
+        'not be reloaded to check. Retry to see what is saved.',
+      error,
+    );
+    return;
+  }
+  if (findTodo(todo.id)?.description === description) {
+    if (editing?.id === todo.id && editing.input.value === description) stopEditing();
+    render();
+    showNotice('success', `${reason} The list has been reloaded: ${quote(description)} was saved.`);
+  } else {
+    showFailure(
+      `${reason} It is not known whether ${quote(description)} was saved: the reloaded list does ` +
+        'not show it yet, so your text is still in the editor.',
+      error,
+    );
+  }
+}
+
+async function remove(id, button) {
+  const todo = findTodo(id);
+  if (!todo) return;
+  await whileBusy(button, async () => {
+    showNotice('busy', `Deleting ${quote(todo.description)}…`);
+    try {
+      await api('DELETE', `/api/todos/${encodeURIComponent(id)}`);
+    } catch (error) {
+      if (!error.outcomeUnknown) {
+        showFailure(`${quote(todo.description)} was not deleted. ${failureReason(error)}`, error);
+        return;
+      }
+      const reason = failureReason(error);
+      const checked = await reloadToCheck();
+      if (checked && findTodo(id) === undefined) {
+        const gone = `The list has been reloaded: ${quote(todo.description)} is no longer in it.`;
+        showNotice('success', `${reason} ${gone}`);
+      } else {
+        const why = checked
+          ? 'the reloaded list still shows it.'
+          : 'the list could not be reloaded.';
+        showFailure(
+          `${reason} It is not known whether ${quote(todo.description)} was deleted: ${why}`,
+          error,
+        );
+      }
+      return;
+    }
+    const index = state.todos.findIndex((candidate) => candidate.id === id);
+    state.todos = state.todos.filter((candidate) => candidate.id !== id);
+    render();
+    // Focus goes to the item that took its place, or back to the list's heading.
+    const next = state.todos[Math.min(index, state.todos.length - 1)];
+    const target = next ? itemElement(next.id)?.querySelector('.edit') : $('todos-heading');
+    target?.focus();
+    showNotice('success', `Deleted ${quote(todo.description)}.`);
+  });
 }
 
 function saveDraft() {
@@ -120,137 +569,30 @@ function restoreDraft() {
   }
   if (typeof draft.add === 'string' && draft.add !== '') addInput.value = draft.add;
   const edit = draft.edit;
-  if (edit && todos.some((todo) => todo.id === edit.id)) startEditing(edit.id, edit.text);
+  if (edit && findTodo(edit.id)) startEditing(edit.id, edit.text);
   else addInput.focus();
-  announce('What you typed before signing in is back. Submit it again to save it.');
+  showNotice('success', 'What you typed before signing in is back. Submit it again to save it.');
 }
 
-/** Runs a form's call with its buttons disabled, so a double click does not send it twice. */
-async function busy(form, action) {
-  const buttons = form.querySelectorAll('button');
-  buttons.forEach((button) => (button.disabled = true));
-  form.setAttribute('aria-busy', 'true');
-  try {
-    clearError();
-    await action();
-  } catch (error) {
-    showError(error);
-  } finally {
-    buttons.forEach((button) => (button.disabled = false));
-    form.removeAttribute('aria-busy');
-  }
-}
-
-function cloneTemplate(id) {
-  return $(id).content.firstElementChild.cloneNode(true);
-}
-
-function itemView(todo) {
-  const item = cloneTemplate('todo-item');
-  item.dataset.id = todo.id;
-  item.querySelector('.description').textContent = todo.description;
-  // Each button's accessible name says which to-do it acts on.
-  item.querySelectorAll('.label').forEach((label) => {
-    label.textContent = ` “${todo.description}”`;
-  });
-  item.querySelector('.edit').addEventListener('click', () => startEditing(todo.id));
-  item
-    .querySelector('.delete')
-    .addEventListener('click', (event) => remove(todo, event.currentTarget));
-  return item;
-}
-
-function render() {
-  editing = undefined;
-  list.replaceChildren(...todos.map(itemView));
-  $('empty').hidden = todos.length > 0;
-}
-
-function itemElement(id) {
-  return [...list.children].find((item) => item.dataset.id === id);
-}
-
-function startEditing(id, text) {
-  const todo = todos.find((candidate) => candidate.id === id);
-  const current = itemElement(id);
-  if (!todo || !current) return;
-  if (editing) stopEditing();
-  const editor = cloneTemplate('todo-editor');
-  editor.dataset.id = id;
-  const form = editor.querySelector('form');
-  const input = editor.querySelector('input');
-  input.id = `edit-${id}`;
-  editor.querySelector('label').htmlFor = input.id;
-  input.value = text ?? todo.description;
-  form.addEventListener('submit', (event) => {
+async function startTodoSection() {
+  $('signed-in').hidden = false;
+  watchLength(addInput);
+  addForm.addEventListener('submit', (event) => {
     event.preventDefault();
-    void busy(form, () => save(todo, input.value));
+    void add();
   });
-  editor.querySelector('.cancel').addEventListener('click', () => stopEditing(true));
-  input.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape') stopEditing(true);
-  });
-  current.replaceWith(editor);
-  editing = { id, input };
-  input.focus();
-  input.select();
-}
-
-/** Closes the editor without saving; a person who cancelled gets focus back on Edit. */
-function stopEditing(restoreFocus = false) {
-  const id = editing?.id;
-  const todo = todos.find((candidate) => candidate.id === id);
-  const editor = id === undefined ? undefined : itemElement(id);
-  editing = undefined;
-  if (!todo || !editor) return;
-  const item = itemView(todo);
-  editor.replaceWith(item);
-  if (restoreFocus) item.querySelector('.edit').focus();
-}
-
-async function loadTodos() {
-  todos = (await api('GET', '/api/todos')) ?? [];
-  render();
-}
-
-async function add(description) {
-  const created = await api('POST', '/api/todos', { description });
-  todos.push(created);
-  render();
-  addInput.value = '';
-  addInput.focus();
-  announce(`Added “${created.description}”.`);
-}
-
-async function save(todo, description) {
-  const updated = await api('PATCH', `/api/todos/${encodeURIComponent(todo.id)}`, {
-    description,
-  });
-  todos = todos.map((candidate) => (candidate.id === todo.id ? updated : candidate));
-  render();
-  itemElement(todo.id)?.querySelector('.edit').focus();
-  announce(`Saved “${updated.description}”.`);
-}
-
-async function remove(todo, button) {
-  button.disabled = true;
-  clearError();
+  $('retry').addEventListener('click', () => void retryLoading());
   try {
-    await api('DELETE', `/api/todos/${encodeURIComponent(todo.id)}`);
+    await loadTodos();
   } catch (error) {
-    button.disabled = false;
-    showError(error);
+    showFailure(`Your to-dos could not be loaded. ${failureReason(error)}`, error);
     return;
   }
-  const index = todos.findIndex((candidate) => candidate.id === todo.id);
-  todos = todos.filter((candidate) => candidate.id !== todo.id);
-  render();
-  // Focus goes to the item that took its place, or back to the list's heading.
-  const next = todos[Math.min(index, todos.length - 1)];
-  const target = next ? itemElement(next.id)?.querySelector('.edit') : $('todos-heading');
-  target?.focus();
-  announce(`Deleted “${todo.description}”.`);
+  restoreDraft();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Signing in and out
 
 function showSignedOut(loginUrl) {
   $('sign-in').href = loginUrl ?? DEFAULT_LOGIN_URL;
@@ -263,19 +605,11 @@ async function showSignedIn(me) {
   signOut.action = me.signOut.url;
   $('sign-out-csrf').value = me.signOut.csrfToken;
   $('account').hidden = false;
-  $('signed-in').hidden = false;
-  addForm.addEventListener('submit', (event) => {
-    event.preventDefault();
-    void busy(addForm, () => add(addInput.value));
-  });
-  try {
-    await loadTodos();
-  } catch (error) {
-    showError(error);
-    return;
-  }
-  restoreDraft();
+  await startTodoSection();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Start-up
 
 async function start() {
   let response;
@@ -285,7 +619,7 @@ async function start() {
       cache: 'no-store',
     });
   } catch {
-    showError(new ApiError('The app could not be reached. Reload the page to try again.'));
+    showNotice('error', 'The app could not be reached. Reload the page to try again.');
     return;
   } finally {
     $('loading').hidden = true;
@@ -293,7 +627,7 @@ async function start() {
   const body = await response.json().catch(() => undefined);
   if (response.status === 401) showSignedOut(body?.loginUrl);
   else if (response.ok) await showSignedIn(body);
-  else showError(new ApiError(describeProblem(response, body)));
+  else showNotice('error', describeProblem(response, body));
 }
 
 void start();

@@ -78,7 +78,7 @@ async function addTodo(page: Page, description: string): Promise<void> {
   await input.fill(description);
   await page.getByRole('button', { name: 'Add', exact: true }).click();
   const added = todoItem(page, description);
-  const allow = page.getByRole('alert').getByRole('link', { name: 'Allow changes' });
+  const allow = page.getByRole('status').getByRole('link', { name: 'Allow changes' });
   await added.or(allow).first().waitFor();
   if (await allow.isVisible()) {
     await allow.click();
