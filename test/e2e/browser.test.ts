@@ -1,25 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import {
+  launchChromium,
+  signIn as signInAs,
+  skipBrowserTests,
+  watchForBreakage,
+} from '../support/chromium.ts';
 import { testStack, testUser } from '../support/stack.ts';
 
-// Debian's Chromium, driven by playwright-core (which cannot download a browser here).
-const CHROMIUM = '/usr/bin/chromium';
-const INSTALL_HINT = 'install it with: apt-get install chromium';
-// The flags this machine needs (see the env doc): no sandbox as root, and no background traffic
-// to Google's hosts, which the closed network refuses. Playwright adds --headless and a fresh
-// temporary --user-data-dir itself.
-const CHROMIUM_FLAGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const SCREENSHOT = 'test-results/signed-in.png';
 const SESSION_COOKIE = '__Host-bff-session';
 
@@ -28,22 +18,6 @@ const app = stack.appOrigin;
 // Users of this file alone (see TEST_USERS): sign-out ends a user's sessions everywhere.
 const pia = testUser('pia@contoso.example');
 const quin = testUser('quin@contoso.example');
-
-// Locally a missing Chromium skips these tests with the way to install it; on CI it fails them.
-const skip = !existsSync(CHROMIUM) && !process.env.CI;
-if (skip) console.warn(`browser tests skipped: ${CHROMIUM} not found; ${INSTALL_HINT}`);
-
-/** What a page did that a person would see as broken: script errors and CSP violations. */
-function watchForBreakage(page: Page): string[] {
-  const problems: string[] = [];
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    const text = message.text();
-    // Chrome logs every 4xx fetch; a 401 is how the page learns the user is signed out.
-    if (message.type() === 'error' && !/status of 401/.test(text)) problems.push(text);
-  });
-  return problems;
-}
 
 function todoItem(page: Page, description: string) {
   return page.getByRole('listitem').filter({ hasText: description });
@@ -61,12 +35,8 @@ async function expectSignedOutView(page: Page): Promise<void> {
   }
 }
 
-/** Signs in by clicking through the app's button and the emulator's sign-in page. */
-async function signIn(page: Page, user: { name: string }): Promise<void> {
-  await page.goto(`${app}/`);
-  await page.getByRole('link', { name: 'Sign in' }).click();
-  await page.getByRole('button', { name: new RegExp(user.name) }).click();
-  await page.locator('#user-name', { hasText: user.name }).waitFor();
+function signIn(page: Page, user: { name: string }): Promise<void> {
+  return signInAs(page, app, user);
 }
 
 /**
@@ -90,7 +60,7 @@ async function addTodo(page: Page, description: string): Promise<void> {
   expect(await input.inputValue()).toBe('');
 }
 
-describe.skipIf(skip)('the page in Chromium', () => {
+describe.skipIf(skipBrowserTests)('the page in Chromium', () => {
   let browser: Browser;
   const contexts: BrowserContext[] = [];
 
@@ -103,8 +73,7 @@ describe.skipIf(skip)('the page in Chromium', () => {
   }
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found; ${INSTALL_HINT}`);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
 // Debian's Chromium, driven by playwright-core (which cannot download a browser here).
-export const CHROMIUM = '/usr/bin/chromium';
-export const CHROMIUM_INSTALL_HINT = 'install it with: apt-get install chromium';
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_INSTALL_HINT = 'install it with: apt-get install chromium';
 // The flags this machine needs (see the env doc): no sandbox as root, and no background traffic
 // to Google's hosts, which the closed network refuses. Playwright adds --headless and a fresh
 // temporary --user-data-dir itself.
@@ -19,6 +19,8 @@ const CHROMIUM_FLAGS = [
 
 /** Locally a missing Chromium skips the browser tests with the way to install it; on CI it fails them. */
 export const skipBrowserTests = !existsSync(CHROMIUM) && !process.env.CI;
+if (skipBrowserTests)
+  console.warn(`browser tests skipped: ${CHROMIUM} not found; ${CHROMIUM_INSTALL_HINT}`);
 
 export async function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found; ${CHROMIUM_INSTALL_HINT}`);
@@ -34,6 +36,7 @@ export function watchForBreakage(page: Page, expected: RegExp[] = []): string[] 
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   page.on('console', (message) => {
     const text = message.text();
+    // A 401 is how the page learns the user is signed out.
     const allowed = [/status of 401/, ...expected].some((pattern) => pattern.test(text));
     if (message.type() === 'error' && !allowed) problems.push(text);
   });
