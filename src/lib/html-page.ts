@@ -24,6 +24,8 @@ export interface MessagePage {
   readonly message: string;
   readonly link: { readonly href: string; readonly text: string };
   readonly retryAfterSeconds?: number;
+  /** Where "Back to the to-do list" goes: the app's root on this host unless given. */
+  readonly home?: string;
 }
 
 /**
@@ -32,7 +34,11 @@ export interface MessagePage {
  * goes through this one template, so they all look the same.
  */
 export function messagePageResponse(page: MessagePage): HttpResponseInit {
-  const home = page.link.href === HOME ? '' : `\n<a href="${HOME}">Back to the to-do list</a>`;
+  const homeHref = page.home ?? HOME;
+  const home =
+    page.link.href === homeHref
+      ? ''
+      : `\n<a href="${escapeHtml(homeHref)}">Back to the to-do list</a>`;
   const body = `<!doctype html>
 <html lang="en">
 <head>
@@ -43,7 +49,7 @@ export function messagePageResponse(page: MessagePage): HttpResponseInit {
 <link rel="stylesheet" href="/static/app.css">
 </head>
 <body>
-<header class="bar"><a class="brand" href="${HOME}">To-do list</a></header>
+<header class="bar"><a class="brand" href="${escapeHtml(homeHref)}">To-do list</a></header>
 <main class="message-page">
 <h1>${escapeHtml(page.title)}</h1>
 <p>${escapeHtml(page.message)}</p>

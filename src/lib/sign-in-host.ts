@@ -33,5 +33,7 @@ export function wrongHostPage(
       `(its REDIRECT_URI). Browsers keep cookies per host, so a sign-in started here could not ` +
       `finish there. Open ${app.origin}/ and sign in from there.`,
     link: { href: `${app.origin}${loginUrl(returnTo)}`, text: `Sign in at ${app.origin}` },
+    // The page at this host could not sign in either.
+    home: `${app.origin}/`,
   });
 }

@@ -76,6 +76,7 @@ it('a sign-in started at 127.0.0.1 when REDIRECT_URI says localhost is stopped w
   const page = await wrong.text();
   expect(page).toContain(`Sign in at ${appOrigin}`);
   expect(page).toContain(`href="${appOrigin}/auth/signin?returnTo=%2Fafter"`);
+  expect(page).toContain(`<a href="${appOrigin}/">Back to the to-do list</a>`);
 
   const right = await fetch(`${appOrigin}/auth/signin?returnTo=/after`, { redirect: 'manual' });
   expect(right.status).toBe(302);

@@ -49,6 +49,19 @@ describe('message pages (sign-in failures)', () => {
     expect(body.match(/href="\/"/g)).toHaveLength(2); // the header's name and the next step
   });
 
+  it('link home to another origin when told to', () => {
+    const body = messagePageResponse({
+      status: 400,
+      title: 'Sign in at http://localhost:7071',
+      message: 'Use the other host.',
+      link: { href: 'http://localhost:7071/auth/signin?returnTo=%2F', text: 'Sign in there' },
+      home: 'http://localhost:7071/',
+    }).body as string;
+    expect(body).toContain('<a class="brand" href="http://localhost:7071/">To-do list</a>');
+    expect(body).toContain('<a href="http://localhost:7071/">Back to the to-do list</a>');
+    expect(body).not.toContain('href="/"');
+  });
+
   it('pass Retry-After on when given', () => {
     expect(render({ href: '/', text: 'Home' }, 5).headers['Retry-After']).toBe('5');
     expect(render({ href: '/', text: 'Home' }).headers['Retry-After']).toBeUndefined();
