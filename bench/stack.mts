@@ -238,8 +238,11 @@ export async function startStack(options: {
       {
         clientId: DEV_IDENTITIES.webAppClientId,
         clientSecret,
-        redirectUris: appPorts.map((port) => `http://localhost:${port}/auth/redirect`),
-        postLogoutRedirectUris: appPorts.map((port) => `http://localhost:${port}/`),
+        // A post-logout redirect URI is a registered redirect URI, as in Entra.
+        redirectUris: appPorts.flatMap((port) => [
+          `http://localhost:${port}/auth/redirect`,
+          `http://localhost:${port}/`,
+        ]),
       },
     ],
     api: { clientId: DEV_IDENTITIES.apiClientId },

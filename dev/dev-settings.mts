@@ -15,8 +15,8 @@ export function webAppClient(appOrigin: string, clientSecret: string) {
   return {
     clientId: DEV_IDENTITIES.webAppClientId,
     clientSecret,
-    redirectUris: [`${appOrigin}/auth/redirect`],
-    postLogoutRedirectUris: [`${appOrigin}/`],
+    // POST_LOGOUT_REDIRECT_URI must be a registered redirect URI, as in Entra.
+    redirectUris: [`${appOrigin}/auth/redirect`, `${appOrigin}/`],
   };
 }
 

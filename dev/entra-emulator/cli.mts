@@ -3,6 +3,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { emulatorDefaults, startEntraEmulator, type EntraEmulator } from './emulator.mts';
+import { displayName } from './users.mts';
 
 const usage = `Usage: npm run emulator -- [options]
 
@@ -11,8 +12,8 @@ const usage = `Usage: npm run emulator -- [options]
   --tenant-id <guid>                  tenant id in the URLs and tokens
   --client-id <id>                    the web app's client id
   --client-secret <secret>            the web app's client secret
-  --redirect-uri <url>                a redirect URI of the web app (repeatable)
-  --post-logout-redirect-uri <url>    a post-logout redirect URI of the web app (repeatable)
+  --redirect-uri <url>                a redirect URI of the web app (repeatable); a
+                                      post_logout_redirect_uri must be one of them, as in Entra
   --api-client-id <id>                the protected API's client id (scopes api://<id>/...)
   --cert-dir <dir>                    where the CA and server certificate are kept (.dev/certs)
   --state-dir <dir>                   keep keys, grants and sessions here across restarts
@@ -34,7 +35,6 @@ try {
       'client-id': { type: 'string' },
       'client-secret': { type: 'string' },
       'redirect-uri': { type: 'string', multiple: true },
-      'post-logout-redirect-uri': { type: 'string', multiple: true },
       'api-client-id': { type: 'string' },
       'cert-dir': { type: 'string', default: '.dev/certs' },
       'state-dir': { type: 'string' },
@@ -64,9 +64,6 @@ try {
         clientId: values['client-id'] ?? defaults.clientId,
         clientSecret: values['client-secret'] ?? defaults.clientSecret,
         redirectUris: values['redirect-uri'] ?? [...defaults.redirectUris],
-        postLogoutRedirectUris: values['post-logout-redirect-uri'] ?? [
-          ...defaults.postLogoutRedirectUris,
-        ],
       },
     ],
     api: { clientId: values['api-client-id'] ?? emulatorDefaults.api.clientId },
@@ -94,7 +91,7 @@ console.log(`Entra External ID emulator
   API scopes       ${emulator.api.scopes.map((scope) => `${emulator.api.appIdUri}/${scope}`).join(' ')}
   admin API        ${emulator.origin}/_emulator/
   test users
-${emulator.users.map((user) => `    ${user.name} <${user.preferred_username}>  oid ${user.oid}`).join('\n')}
+${emulator.users.map((user) => `    ${user.name ?? ''} <${displayName(user)}>  oid ${user.oid}`).join('\n')}
 Press Ctrl+C to stop.`);
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Middleware } from 'oidc-provider';
 import { adminApi } from './admin-api.mts';
+import { adminConsentGate } from './authorize-consent.mts';
 import { loadOrCreateTlsMaterial, type TlsMaterial } from './certificate.mts';
 import { FaultInjector, type Fault } from './faults.mts';
 import { entraLogout } from './logout.mts';
@@ -21,9 +22,23 @@ import {
 } from './provider.mts';
 import { signInRoutes } from './sign-in.mts';
 import { entraTokenEndpoint } from './token-endpoint.mts';
-import { defaultTestUsers, UserDirectory, type EmulatorUser, type TestUser } from './users.mts';
+import {
+  defaultTestUsers,
+  UserDirectory,
+  type EmulatorUser,
+  type TestUser,
+  type UserProfile,
+} from './users.mts';
 
-export type { ApiRegistration, ClientRegistration, EmulatorUser, Fault, Lifetimes, TestUser };
+export type {
+  ApiRegistration,
+  ClientRegistration,
+  EmulatorUser,
+  Fault,
+  Lifetimes,
+  TestUser,
+  UserProfile,
+};
 
 export interface EntraEmulatorOptions {
   /** Loopback address or name to listen on; '127.0.0.1' by default. */
@@ -31,11 +46,10 @@ export interface EntraEmulatorOptions {
   /** 0 (the default) picks a free port. */
   port?: number;
   tenantId?: string;
-  clients?: (Omit<ClientRegistration, 'postLogoutRedirectUris'> & {
-    postLogoutRedirectUris?: string[];
-  })[];
+  clients?: ClientRegistration[];
   api?: Partial<ApiRegistration> & { clientId: string };
-  users?: TestUser[];
+  /** Test users; any optional claim may be left out (see UserProfile). */
+  users?: readonly UserProfile[];
   lifetimes?: Partial<Lifetimes>;
   /** Keeps the CA and server certificate here and reuses them; a fresh temporary one otherwise. */
   certDir?: string;
@@ -75,6 +89,8 @@ export interface EntraEmulator {
   /** Activates a fault, replacing an active one of the same kind. */
   setFault(fault: Fault): void;
   clearFaults(): void;
+  /** Token requests a `hang` fault holds unanswered right now. */
+  pendingTokenRequests(): number;
   setLifetimes(lifetimes: Partial<Lifetimes>): Lifetimes;
   /** Revokes every grant of a user, with its refresh and access tokens; returns how many. */
   revokeUserGrants(oid: string): number;
@@ -87,8 +103,8 @@ export const emulatorDefaults = {
   client: {
     clientId: '1f2e3d4c-5b6a-4798-8a9b-0c1d2e3f4a5b',
     clientSecret: 'local-emulator-secret',
-    redirectUris: ['http://localhost:7071/auth/redirect'],
-    postLogoutRedirectUris: ['http://localhost:7071/'],
+    // The app's POST_LOGOUT_REDIRECT_URI is a registered redirect URI, as Entra requires.
+    redirectUris: ['http://localhost:7071/auth/redirect', 'http://localhost:7071/'],
   },
   api: {
     clientId: '6a7b8c9d-0e1f-4a2b-9c3d-4e5f6a7b8c9d',
@@ -98,6 +114,7 @@ export const emulatorDefaults = {
     accessTokenSeconds: 3600,
     idTokenSeconds: 3600,
     refreshTokenSeconds: 90 * 24 * 60 * 60,
+    oneTimePasscodeRefreshTokenSeconds: 24 * 60 * 60,
   },
 } as const;
 
@@ -112,7 +129,6 @@ export async function startEntraEmulator(
       clientId: client.clientId,
       clientSecret: client.clientSecret,
       redirectUris: [...client.redirectUris],
-      postLogoutRedirectUris: [...(client.postLogoutRedirectUris ?? [])],
     }),
   );
   const apiClientId = options.api?.clientId ?? emulatorDefaults.api.clientId;
@@ -171,6 +187,8 @@ export async function startEntraEmulator(
   );
   const faults = new FaultInjector();
   let counts = emptyCounts();
+  // When each user's latest refresh token expires, so a test can see a lifetime without waiting.
+  const refreshTokenExpiry = new Map<string, number>();
 
   const provider = createEntraProvider({
     issuer,
@@ -182,6 +200,11 @@ export async function startEntraEmulator(
     store,
     signingKey: keys.signingKey,
     cookieKeys: keys.cookieKeys,
+  });
+  provider.on('refresh_token.saved', (token) => {
+    // A token saved for the first time has no exp yet: its lifetime is `expiration` from now.
+    const exp = token.exp ?? Math.floor(Date.now() / 1000) + (token.expiration ?? 0);
+    if (token.accountId !== undefined) refreshTokenExpiry.set(token.accountId, exp);
   });
   provider.on('server_error', (ctx, error) => {
     console.error(`entra-emulator: internal error answering ${ctx.method} ${ctx.path}`, error);
@@ -201,7 +224,9 @@ export async function startEntraEmulator(
     );
     await next();
     if (endpoint === 'token') {
-      const grantType = ctx.oidc?.params?.grant_type ?? 'unknown';
+      // The token endpoint's wrapper names the grant even when a fault answered for the library.
+      const grantType =
+        (ctx.state.grantType as string | undefined) ?? ctx.oidc?.params?.grant_type ?? 'unknown';
       counts.token[grantType] = (counts.token[grantType] ?? 0) + 1;
     } else if (endpoint !== undefined && endpoint !== 'signIn' && ctx.method === 'GET') {
       counts[endpoint] += 1;
@@ -230,19 +255,34 @@ export async function startEntraEmulator(
       users: () =>
         users.users.map((user) => ({
           ...user,
+          ...(refreshTokenExpiry.has(user.sub) && {
+            refreshTokenExpiresAt: new Date(
+              (refreshTokenExpiry.get(user.sub) ?? 0) * 1000,
+            ).toISOString(),
+          }),
           grants: store
             .grantsOf(user.sub)
             .map(({ clientId, resources }) => ({ clientId, apiScopes: resources })),
         })),
     }),
   );
-  provider.use(entraTokenEndpoint({ path: paths.token, tenantId, users, faults }));
+  provider.use(adminConsentGate({ path: paths.authorize, clients, users, faults }));
+  provider.use(
+    entraTokenEndpoint({
+      path: paths.token,
+      tenantId,
+      provider,
+      users,
+      faults,
+      apiScopes: new Set(api.scopes.map((scope) => `${api.appIdUri}/${scope}`)),
+    }),
+  );
   provider.use(signInRoutes({ basePath: paths.signIn, provider, users }));
   provider.use(
     entraLogout({
       path: paths.logout,
       provider,
-      postLogoutRedirectUris: clients.flatMap((client) => client.postLogoutRedirectUris),
+      redirectUris: clients.flatMap((client) => client.redirectUris),
     }),
   );
 
@@ -266,6 +306,7 @@ export async function startEntraEmulator(
     },
     setFault: (fault) => faults.set(fault),
     clearFaults: () => faults.clear(),
+    pendingTokenRequests: () => faults.held,
     setLifetimes,
     revokeUserGrants: (oid) => {
       const revoked = revokeUserGrants(oid);
@@ -274,6 +315,8 @@ export async function startEntraEmulator(
     },
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Requests a hang fault holds go on (to closed sockets), so nothing is left pending.
+      faults.clear();
       server.closeAllConnections();
       await closed;
       store.flush();

@@ -28,6 +28,8 @@ declare module 'oidc-provider' {
     get(field: string): string;
     set(field: string, value: string): void;
     redirect(url: string): void;
+    /** Koa's per-request state, shared by the emulator's middleware. */
+    state: Record<string, unknown>;
     /** Present once one of the provider's own routes matched the request. */
     oidc?: OIDCContext;
   }
@@ -108,6 +110,14 @@ declare module 'oidc-provider' {
     save(ttlSeconds: number): Promise<string>;
   }
 
+  /** A refresh token or authorization code as stored; `save()` keeps its id and expiry. */
+  export interface StoredToken {
+    accountId: string;
+    clientId: string;
+    scope?: string;
+    save(): Promise<string>;
+  }
+
   /** The token being formatted, as seen by `formats.customizers.jwt`. */
   export interface FormattedToken {
     accountId?: string;
@@ -186,7 +196,7 @@ declare module 'oidc-provider' {
     rotateRefreshToken: boolean;
     routes: Record<string, string>;
     scopes: string[];
-    ttl: Record<string, (ctx: HookContext | undefined) => number>;
+    ttl: Record<string, (ctx: HookContext | undefined, token: { accountId?: string }) => number>;
   }
 
   export class Provider {
@@ -200,6 +210,8 @@ declare module 'oidc-provider' {
       new (properties: { accountId: string; clientId: string }): Grant;
       find(id: string): Promise<Grant | undefined>;
     };
+    readonly RefreshToken: { find(value: string): Promise<StoredToken | undefined> };
+    readonly AuthorizationCode: { find(value: string): Promise<StoredToken | undefined> };
     use(middleware: Middleware): this;
     callback(): (req: IncomingMessage, res: ServerResponse) => Promise<void>;
     cookieName(type: 'session' | 'interaction' | 'resume'): string;
@@ -211,6 +223,10 @@ declare module 'oidc-provider' {
       options?: { mergeWithLastSubmission?: boolean },
     ): Promise<void>;
     on(event: 'server_error', listener: (ctx: KoaContext, error: Error) => void): this;
+    on(
+      event: 'refresh_token.saved',
+      listener: (token: { accountId?: string; exp?: number; expiration?: number }) => void,
+    ): this;
   }
 
   export default Provider;

@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
 import type { KoaContext } from 'oidc-provider';
-import type { EmulatorUser } from './users.mts';
+import { displayName, type EmulatorUser } from './users.mts';
 
 /** An HTML page and the Content-Security-Policy it is served with. */
 export interface Page {
@@ -71,7 +71,7 @@ export function signInPage(options: {
     .map(
       (user, index) =>
         `<button type="submit" name="oid" value="${escape(user.oid)}" class="account"${index === 0 ? ' autofocus' : ''}>` +
-        `${escape(user.name)}<small>${escape(user.preferred_username)}</small></button>`,
+        `${escape(user.name ?? displayName(user))}<small>${escape(displayName(user))}</small></button>`,
     )
     .join('\n');
   return layout(
@@ -92,6 +92,23 @@ ${accounts}
 
 export function signedOutPage(): Page {
   return layout('Signed out', '<h1>You signed out</h1>\n<p>You can close this window.</p>');
+}
+
+/**
+ * Entra's "Need admin approval" page: the app asks for permissions no administrator granted, and
+ * the user cannot grant them. Its one link returns to the app with access_denied (AADSTS65004),
+ * as Entra's "Return to the application without granting consent" does
+ * (https://learn.microsoft.com/entra/identity/enterprise-apps/configure-admin-consent-workflow,
+ * https://learn.microsoft.com/entra/identity-platform/application-consent-experience).
+ */
+export function adminApprovalPage(clientId: string, returnUrl: string | undefined): Page {
+  return layout(
+    'Need admin approval',
+    `<h1>Need admin approval</h1>
+<p>Application <code>${escape(clientId)}</code> needs permission to access resources in your organization that only an admin can grant. Ask an admin to grant permission to this app before you can use it.</p>
+<p><small>AADSTS90094: The grant requires admin permission.</small></p>
+${returnUrl === undefined ? '' : `<p><a href="${escape(returnUrl)}">Return to the application without granting consent</a></p>`}`,
+  );
 }
 
 export function errorPage(error: string, description: string | undefined): Page {

@@ -9,20 +9,30 @@ import Provider, {
 } from 'oidc-provider';
 import type { MemoryStore } from './memory-store.mts';
 import { errorPage, respondWithPage } from './pages.mts';
-import type { UserDirectory } from './users.mts';
+import type { EmulatorUser, UserDirectory } from './users.mts';
 
 /** Token lifetimes in seconds. The emulator reads them for every token it issues. */
 export interface Lifetimes {
   accessTokenSeconds: number;
   idTokenSeconds: number;
   refreshTokenSeconds: number;
+  /**
+   * Refresh tokens of users who sign in with an email one-time passcode: External ID gives them
+   * 24 hours (https://learn.microsoft.com/entra/external-id/customers/concept-authentication-methods-customers
+   * "Email with one-time passcode"), not the 90 days of the others.
+   */
+  oneTimePasscodeRefreshTokenSeconds: number;
 }
 
 export interface ClientRegistration {
   clientId: string;
   clientSecret: string;
+  /**
+   * The app's redirect URIs; a post_logout_redirect_uri must be one of them, as in Entra, which
+   * has no separate list (https://learn.microsoft.com/entra/identity-platform/v2-protocols-oidc
+   * "Send a sign-out request": the URL "must match one of the redirect URIs registered").
+   */
   redirectUris: string[];
-  postLogoutRedirectUris: string[];
 }
 
 export interface ApiRegistration {
@@ -60,6 +70,15 @@ export interface ProviderSettings {
 
 const oidcScopes = ['openid', 'profile', 'offline_access'];
 
+/** The profile claims a user has; absent ones are left out, never sent empty. */
+function profileClaims(user: EmulatorUser) {
+  return {
+    ...(user.name !== undefined && { name: user.name }),
+    ...(user.preferred_username !== undefined && { preferred_username: user.preferred_username }),
+    ...(user.email !== undefined && { email: user.email }),
+  };
+}
+
 /** An oidc-provider instance configured to answer as Entra External ID does. */
 export function createEntraProvider(settings: ProviderSettings): Provider {
   const { tenantId, api, users, lifetimes, store } = settings;
@@ -71,14 +90,15 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
     return (
       user && {
         accountId: sub,
+        // Optional claims are optional: a user may have no username (phone or social sign-in), no
+        // email, and login_hint is issued only when the app registration asks for it.
         claims: () => ({
           sub,
           oid: user.oid,
           tid: tenantId,
           ver: '2.0',
-          name: user.name,
-          preferred_username: user.preferred_username,
-          login_hint: user.login_hint,
+          ...profileClaims(user),
+          ...(user.loginHintClaim !== false && { login_hint: user.login_hint }),
         }),
       }
     );
@@ -110,8 +130,10 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
     }
   };
 
-  // Entra External ID asks no consent for the tenant's own API: whatever is asked for is granted,
-  // and the grant keeps the API scopes so that a later refresh can be checked against them.
+  // External ID has no user consent: an administrator consents for the whole tenant, so the grant
+  // holds every scope of the API whatever a sign-in asked for, and a refresh token redeems for
+  // any of them (see token-endpoint.mts). Without admin consent (the admin_consent_missing fault)
+  // the authorize endpoint stops at its admin-approval page (authorize-consent.mts).
   const loadExistingGrant = async (ctx: HookContext) => {
     const { oidc } = ctx;
     const accountId = oidc.session.accountId;
@@ -124,10 +146,7 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
         ? existing
         : new oidc.provider.Grant({ accountId, clientId });
     grant.addOIDCScope([...oidc.requestParamOIDCScopes].join(' '));
-    for (const [resource, server] of Object.entries(oidc.resourceServers)) {
-      const scopes = [...oidc.requestParamScopes].filter((scope) => server.scopes.has(scope));
-      grant.addResourceScope(resource, scopes.join(' '));
-    }
+    grant.addResourceScope(api.appIdUri, [...apiScopes].join(' '));
     await grant.save();
     return grant;
   };
@@ -158,7 +177,7 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
       client_id: client.clientId,
       client_secret: client.clientSecret,
       redirect_uris: client.redirectUris,
-      post_logout_redirect_uris: client.postLogoutRedirectUris,
+      post_logout_redirect_uris: client.redirectUris,
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       // Either way of sending the secret is accepted, as by Entra.
@@ -167,7 +186,7 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
     clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
     claims: {
       openid: ['sub', 'tid', 'ver'],
-      profile: ['oid', 'name', 'preferred_username', 'login_hint'],
+      profile: ['oid', 'name', 'preferred_username', 'email', 'login_hint'],
     },
     // Entra puts the profile claims in the ID token of the code flow too.
     conformIdTokenClaims: false,
@@ -218,12 +237,7 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
               .filter((name) => apiScopes.has(name))
               .map((name) => name.slice(api.appIdUri.length + 1))
               .join(' '),
-            ...(user && {
-              oid: user.oid,
-              tid: tenantId,
-              name: user.name,
-              preferred_username: user.preferred_username,
-            }),
+            ...(user && { oid: user.oid, tid: tenantId, ...profileClaims(user) }),
             ver: '2.0',
           };
         },
@@ -251,7 +265,10 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
     ttl: {
       AccessToken: () => lifetimes.accessTokenSeconds,
       IdToken: () => lifetimes.idTokenSeconds,
-      RefreshToken: () => lifetimes.refreshTokenSeconds,
+      RefreshToken: (_ctx, token) =>
+        users.bySub(token.accountId)?.signInMethod === 'email_otp'
+          ? lifetimes.oneTimePasscodeRefreshTokenSeconds
+          : lifetimes.refreshTokenSeconds,
       Grant: () => lifetimes.refreshTokenSeconds,
       AuthorizationCode: () => 10 * 60,
       Interaction: () => 60 * 60,

@@ -1,83 +1,252 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KoaContext, Middleware } from 'oidc-provider';
+import type { KoaContext, Middleware, Provider } from 'oidc-provider';
 import type { FailureFault, FaultInjector } from './faults.mts';
-import type { UserDirectory } from './users.mts';
+import { readBody } from './request-body.mts';
+import type { EmulatorUser, UserDirectory } from './users.mts';
 
 /**
  * Wraps oidc-provider's token endpoint, which does the OAuth work, with what is Entra's own:
- * `client_info` in the response, consent_required for a refresh asking for a scope the user never
- * granted, and the injected faults. The request body is parsed inside the library, so faults are
- * applied to its answer: a faulted request has still been processed (a faulted code redemption
- * uses up the code).
+ * - the injected faults, decided before anything is processed (a failed request leaves the code
+ *   or refresh token as it was), so the form is read here and handed to oidc-provider as an
+ *   already-read body (its selective_body.js takes `req.body`);
+ * - tenant-wide consent: a refresh token is bound to user and client, not to scopes, and redeems
+ *   for any scope of the API the tenant consented to (External ID has no user consent:
+ *   https://learn.microsoft.com/entra/external-id/customers/how-to-register-ciam-app "Grant admin
+ *   consent"), so the refresh token's recorded scopes are widened to the consented ones asked for;
+ * - `client_info` in a successful response;
+ * - every error body in Entra's shape (see `entraError`).
  */
 export function entraTokenEndpoint(options: {
   path: string;
   tenantId: string;
+  provider: Provider;
   users: UserDirectory;
   faults: FaultInjector;
+  /** Full names of the API's scopes, every one of them granted tenant-wide. */
+  apiScopes: ReadonlySet<string>;
 }): Middleware {
-  const { path, tenantId, users, faults } = options;
+  const { path, tenantId, provider, users, faults, apiScopes } = options;
+
+  const userOf = async (
+    grantType: string,
+    form: URLSearchParams,
+  ): Promise<EmulatorUser | undefined> => {
+    if (grantType === 'refresh_token') {
+      const token = await provider.RefreshToken.find(form.get('refresh_token') ?? '');
+      return users.bySub(token?.accountId);
+    }
+    if (grantType === 'authorization_code') {
+      const code = await provider.AuthorizationCode.find(form.get('code') ?? '');
+      return users.bySub(code?.accountId);
+    }
+    return undefined;
+  };
+
+  const widenToConsentedScopes = async (form: URLSearchParams) => {
+    const asked = (form.get('scope') ?? '').split(' ').filter((scope) => apiScopes.has(scope));
+    const token = await provider.RefreshToken.find(form.get('refresh_token') ?? '');
+    if (token === undefined || asked.length === 0) return;
+    const held = new Set((token.scope ?? '').split(' '));
+    if (asked.every((scope) => held.has(scope))) return;
+    token.scope = [...held, ...asked].filter((scope) => scope !== '').join(' ');
+    await token.save();
+  };
+
   return async (ctx, next) => {
     if (ctx.path !== path || ctx.method !== 'POST') return next();
+    const text = await readBody(ctx.req);
+    (ctx.req as IncomingMessage & { body?: string }).body = text;
+    const form = new URLSearchParams(text);
+    const grantType = form.get('grant_type') ?? 'unknown';
+    ctx.state.grantType = grantType;
+
+    const user = await userOf(grantType, form);
+    const { delayMs, hang, failure } = faults.take({ grantType, oid: user?.oid });
+    if (hang) await hang;
+    if (delayMs > 0) await sleep(delayMs);
+    if (failure) {
+      answerWithFault(ctx, failure, form.get('client_id') ?? '');
+      return;
+    }
+    if (grantType === 'refresh_token') await widenToConsentedScopes(form);
+
     await next();
 
-    const grantType = ctx.oidc?.params?.grant_type ?? 'unknown';
-    const user = users.bySub(ctx.oidc?.account?.accountId);
-    const { delayMs, failure } = faults.take({ grantType, oid: user?.oid });
-    if (delayMs > 0) await sleep(delayMs);
-
-    const body = isRecord(ctx.body) ? ctx.body : {};
-    if (failure) {
-      answerWithFault(ctx, failure);
-    } else if (ctx.status === 200 && user && ctx.oidc?.body?.client_info === '1') {
+    const body = isRecord(ctx.body) ? ctx.body : undefined;
+    if (ctx.status === 200 && body && user && ctx.oidc?.body?.client_info === '1') {
       body.client_info = Buffer.from(JSON.stringify({ uid: user.oid, utid: tenantId })).toString(
         'base64url',
       );
-    } else if (grantType === 'refresh_token' && body.error === 'invalid_scope') {
-      // oidc-provider: "refresh token missing requested scope"; Entra: AADSTS65001.
-      ctx.body = entraError(
-        65001,
-        'invalid_grant',
-        `The user or administrator has not consented to use the application with ID '${ctx.oidc?.client?.clientId}' for the requested scopes.`,
-        'consent_required',
-      );
+    } else if (ctx.status >= 400 && body && typeof body.error === 'string') {
+      // oidc-provider's own refusals (a used code, a wrong secret or verifier), in Entra's shape.
+      const [code, error] = libraryErrorCodes[body.error] ?? [50000, body.error];
+      const description = typeof body.error_description === 'string' ? body.error_description : '';
+      ctx.body = entraError(ctx, code, error, description);
     }
   };
 }
 
-function answerWithFault(ctx: KoaContext, fault: FailureFault): void {
+/** oidc-provider's error codes as Entra's AADSTS numbers (reference-error-codes, below). */
+const libraryErrorCodes: Record<string, [number, string]> = {
+  invalid_grant: [70000, 'invalid_grant'],
+  invalid_client: [7000215, 'invalid_client'],
+  invalid_request: [900144, 'invalid_request'],
+  invalid_scope: [70011, 'invalid_scope'],
+  unauthorized_client: [700016, 'unauthorized_client'],
+  unsupported_grant_type: [70003, 'unsupported_grant_type'],
+};
+
+/**
+ * The faults as Entra answers them. Codes and suberrors from
+ * https://learn.microsoft.com/entra/identity-platform/reference-error-codes and the bodies Entra
+ * sends (e.g. 50076 with suberror basic_action; 700082 with bad_token), which msal-common's
+ * `isInteractionRequiredError` (error/InteractionRequiredAuthError.ts) classifies by error and
+ * suberror.
+ */
+function answerWithFault(ctx: KoaContext, fault: FailureFault, clientId: string): void {
   const note = '(injected by the Entra emulator)';
+  const retryAfter = (seconds: number | undefined) => ctx.set('Retry-After', String(seconds ?? 1));
   switch (fault.kind) {
     case 'refresh_invalid_grant':
       ctx.status = 400;
       ctx.body = entraError(
+        ctx,
         50173,
         'invalid_grant',
-        `The provided grant has expired due to it being revoked, a fresh auth token is needed. ${note}`,
+        `The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password. ${note}`,
+        'bad_token',
+      );
+      break;
+    case 'refresh_expired':
+      ctx.status = 400;
+      ctx.body = entraError(
+        ctx,
+        700082,
+        'invalid_grant',
+        `The refresh token has expired due to inactivity. ${note}`,
+        'bad_token',
+      );
+      break;
+    case 'refresh_session_expired':
+      ctx.status = 400;
+      ctx.body = entraError(
+        ctx,
+        70043,
+        'invalid_grant',
+        `The refresh token has expired or is invalid due to sign-in frequency checks by conditional access. ${note}`,
         'bad_token',
       );
       break;
     case 'refresh_invalid_grant_plain':
       ctx.status = 400;
-      ctx.body = entraError(70000, 'invalid_grant', `The provided grant is invalid. ${note}`);
+      ctx.body = entraError(ctx, 70000, 'invalid_grant', `The provided grant is invalid. ${note}`);
+      break;
+    case 'refresh_mfa_required':
+      ctx.status = 400;
+      ctx.body = entraError(
+        ctx,
+        50076,
+        'invalid_grant',
+        `Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '${clientId}'. ${note}`,
+        'basic_action',
+      );
+      break;
+    case 'refresh_mfa_registration_required':
+      ctx.status = 400;
+      ctx.body = entraError(
+        ctx,
+        50079,
+        'invalid_grant',
+        `Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '${clientId}'. ${note}`,
+        'additional_action',
+      );
+      break;
+    case 'admin_consent_missing':
+      ctx.status = 400;
+      ctx.body = entraError(
+        ctx,
+        65001,
+        'invalid_grant',
+        `The user or administrator has not consented to use the application with ID '${clientId}'. Send an interactive authorization request for this user and resource. ${note}`,
+        'consent_required',
+      );
+      break;
+    case 'client_secret_expired':
+      ctx.status = 401;
+      ctx.body = entraError(
+        ctx,
+        7000222,
+        'invalid_client',
+        `The provided client secret keys for app '${clientId}' are expired. ${note}`,
+      );
+      break;
+    case 'server_error':
+      ctx.status = 500;
+      ctx.body = entraError(
+        ctx,
+        90036,
+        'server_error',
+        `An unexpected, non-retryable error has occurred. ${note}`,
+      );
       break;
     case 'token_5xx':
       ctx.status = fault.status ?? 503;
-      ctx.set('Retry-After', String(fault.retryAfterSeconds ?? 1));
+      retryAfter(fault.retryAfterSeconds);
       ctx.body = entraError(
+        ctx,
         90033,
         'temporarily_unavailable',
-        `A transient error has occurred. ${note}`,
+        `A transient error has occurred. Please try again. ${note}`,
       );
+      break;
+    case 'html_503':
+      // A front end's own error page, not the token service's JSON.
+      ctx.status = 503;
+      retryAfter(fault.retryAfterSeconds);
+      ctx.type = 'html';
+      ctx.body =
+        '<!DOCTYPE html><html><head><title>Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>';
+      break;
+    case 'throttled':
+      // An explicit null body after the status: Koa sends it empty (no status text).
+      ctx.body = null;
+      ctx.status = 429;
+      retryAfter(fault.retryAfterSeconds);
       break;
   }
 }
 
-function entraError(code: number, error: string, description: string, suberror?: string) {
+/**
+ * An error body as Entra sends one: `error_description` starting `AADSTS<code>:` and ending with
+ * the trace id, correlation id (the client's `client-request-id`, as MSAL sends it) and timestamp,
+ * which also come as fields, with `error_codes` and `error_uri`
+ * (https://learn.microsoft.com/entra/identity-platform/reference-error-codes "Handling error codes
+ * in your application").
+ */
+export function entraError(
+  ctx: KoaContext,
+  code: number,
+  error: string,
+  description: string,
+  suberror?: string,
+) {
+  const traceId = randomUUID();
+  const requested = ctx.get('client-request-id');
+  const correlationId = /^[0-9a-f-]{36}$/i.test(requested) ? requested : randomUUID();
+  const timestamp = new Date()
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
   return {
     error,
-    error_description: `AADSTS${code}: ${description}`,
+    error_description: `AADSTS${code}: ${description}\r\nTrace ID: ${traceId}\r\nCorrelation ID: ${correlationId}\r\nTimestamp: ${timestamp}`,
     error_codes: [code],
+    timestamp,
+    trace_id: traceId,
+    correlation_id: correlationId,
+    error_uri: `https://login.microsoftonline.com/error?code=${code}`,
     ...(suberror !== undefined && { suberror }),
   };
 }

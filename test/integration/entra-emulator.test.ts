@@ -7,6 +7,7 @@ import {
 } from '@azure/msal-node';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
 import { randomUUID } from 'node:crypto';
+import { dirname } from 'node:path';
 import type { IncomingHttpHeaders } from 'node:http';
 import { request } from 'node:https';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -16,17 +17,42 @@ import {
   type EntraEmulator,
 } from '../../dev/entra-emulator/emulator.mts';
 import { createMsalNetworkClient } from '../../dev/entra-emulator/msal-network-client.mts';
+import {
+  defaultTestUsers,
+  displayName,
+  type UserProfile,
+} from '../../dev/entra-emulator/users.mts';
+import { testStack } from '../support/stack.ts';
 
 const webApp = {
   clientId: 'a7d3c0de-4b1f-4c8e-9e21-7f6b5a4c3d2e',
   clientSecret: 'test-client-secret',
-  redirectUris: ['https://app.example/auth/redirect'],
-  postLogoutRedirectUris: ['https://app.example/'],
+  // The post-logout redirect URI is a registered redirect URI, as Entra requires.
+  redirectUris: ['https://app.example/auth/redirect', 'https://app.example/'],
 };
 const redirectUri = 'https://app.example/auth/redirect';
 const apiClientId = 'e5f4d3c2-b1a0-4f9e-8d7c-6b5a4f3e2d1c';
 const READ = `api://${apiClientId}/ToDoList.Read`;
 const READ_WRITE = `api://${apiClientId}/ToDoList.ReadWrite`;
+
+// Optional claims are optional (https://learn.microsoft.com/entra/identity-platform/optional-claims-reference):
+// a phone sign-in has no username or email and this one no login_hint claim; an email-only user;
+// a one-time-passcode user, whose refresh tokens live 24 hours.
+const phoneUser: UserProfile = {
+  oid: '5c6f3a0e-2b1d-4e8a-9f47-1a2b3c4d5e11',
+  name: 'Phone Person',
+  loginHintClaim: false,
+};
+const emailOnlyUser: UserProfile = {
+  oid: '5c6f3a0e-2b1d-4e8a-9f47-1a2b3c4d5e12',
+  email: 'mail-only@contoso.example',
+};
+const passcodeUser: UserProfile = {
+  oid: '5c6f3a0e-2b1d-4e8a-9f47-1a2b3c4d5e13',
+  name: 'Pass Code',
+  email: 'otp@contoso.example',
+  signInMethod: 'email_otp',
+};
 
 let emulator: EntraEmulator;
 let alice: EmulatorUser;
@@ -142,7 +168,7 @@ async function authorize({
     codeChallengeMethod: 'S256',
     state,
     nonce,
-    loginHint: user?.preferred_username,
+    loginHint: user?.oid,
     prompt,
   });
   const { url, page } = await browser.follow(authorizationUrl);
@@ -208,6 +234,27 @@ function refreshWithHttp(refreshToken: string) {
   });
 }
 
+function refreshTokenOf(client: ConfidentialClientApplication): string | undefined {
+  const cache = JSON.parse(client.getTokenCache().serialize()) as {
+    RefreshToken: Record<string, { secret: string }>;
+  };
+  return Object.values(cache.RefreshToken).at(-1)?.secret;
+}
+
+/** Entra's error body: https://learn.microsoft.com/entra/identity-platform/reference-error-codes */
+function expectEntraErrorBody(response: HttpResponse, code: number, error: string): void {
+  expect(response.headers['content-type']).toMatch(/^application\/json/);
+  const body = JSON.parse(response.body) as Record<string, unknown>;
+  expect(body).toMatchObject({
+    error,
+    error_codes: [code],
+    trace_id: expect.stringMatching(/^[0-9a-f-]{36}$/) as string,
+    correlation_id: expect.stringMatching(/^[0-9a-f-]{36}$/) as string,
+    timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/) as string,
+  });
+  expect(body.error_description).toMatch(new RegExp(`^AADSTS${code}: `));
+}
+
 async function failure(promise: Promise<unknown>): Promise<unknown> {
   return promise.then(
     () => expect.fail('expected a failure'),
@@ -217,7 +264,14 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
 
 describe('Entra External ID emulator', () => {
   beforeAll(async () => {
-    emulator = await startEntraEmulator({ clients: [webApp], api: { clientId: apiClientId } });
+    emulator = await startEntraEmulator({
+      clients: [webApp],
+      api: { clientId: apiClientId },
+      users: [...defaultTestUsers, phoneUser, emailOnlyUser, passcodeUser],
+      // The run's CA, which this worker trusts (NODE_EXTRA_CA_CERTS), so MSAL's own fetch-based
+      // network client can be used where its handling of an answer is what is tested.
+      certDir: dirname(testStack().emulator.caCertPath),
+    });
     [alice, bob] = emulator.users as [EmulatorUser, EmulatorUser];
   });
 
@@ -409,14 +463,43 @@ describe('Entra External ID emulator', () => {
     ).resolves.toMatchObject({ fromCache: false });
   });
 
-  it('answers consent_required to a refresh for a scope the user never granted', async () => {
+  it('consents tenant-wide: a refresh token redeems for any scope of the API, whatever the sign-in asked', async () => {
     const { client, account } = await signIn({ user: bob, scopes: [READ] });
-    const error = await failure(client.acquireTokenSilent({ account, scopes: [READ_WRITE] }));
-    expect(error).toBeInstanceOf(InteractionRequiredAuthError);
-    expect(error).toMatchObject({ errorCode: 'invalid_grant', subError: 'consent_required' });
+    emulator.resetCounters();
+    const write = await client.acquireTokenSilent({ account, scopes: [READ_WRITE] });
+    expect(write.fromCache).toBe(false);
+    expect(decodeJwt(write.accessToken)).toMatchObject({ scp: 'ToDoList.ReadWrite' });
+    expect(emulator.counters().token.refresh_token).toBe(1);
     await expect(
       client.acquireTokenSilent({ account, scopes: [READ], forceRefresh: true }),
     ).resolves.toMatchObject({ scopes: [READ] });
+  });
+
+  it('without admin consent: the authorize endpoint shows "Need admin approval" and the token endpoint answers AADSTS65001', async () => {
+    const { client, account } = await signIn({ user: alice, scopes: [READ] });
+    emulator.setFault({ kind: 'admin_consent_missing' });
+    const gated = await authorize({ user: alice, scopes: [READ], client });
+    expect(gated.page.status).toBe(200);
+    expect(gated.page.body).toContain('Need admin approval');
+    expect(gated.code).toBe('');
+    const back = /href="([^"]+)"/.exec(gated.page.body)?.[1]?.replaceAll('&amp;', '&') ?? '';
+    const returned = new URL(back);
+    expect(`${returned.origin}${returned.pathname}`).toBe(redirectUri);
+    expect(Object.fromEntries(returned.searchParams)).toMatchObject({
+      error: 'access_denied',
+      state: gated.state,
+    });
+    expect(returned.searchParams.get('error_description')).toMatch(/^AADSTS65004:/);
+
+    const refused = await failure(
+      client.acquireTokenSilent({ account, scopes: [READ_WRITE], forceRefresh: true }),
+    );
+    expect(refused).toBeInstanceOf(InteractionRequiredAuthError);
+    expect(refused).toMatchObject({
+      errorCode: 'invalid_grant',
+      subError: 'consent_required',
+      errorNo: 65001,
+    });
   });
 
   it('shows a sign-in page listing the users; Cancel returns access_denied with the state', async () => {
@@ -427,8 +510,8 @@ describe('Entra External ID emulator', () => {
     expect(page.body).not.toMatch(/<script/i);
     for (const user of emulator.users) {
       expect(page.body).toContain(`value="${user.oid}"`);
-      expect(page.body).toContain(user.name);
-      expect(page.body).toContain(user.preferred_username);
+      expect(page.body).toContain(user.name ?? displayName(user));
+      expect(page.body).toContain(displayName(user));
     }
     const cancelAction = /<form method="post" action="([^"]+\/cancel)">/.exec(page.body)?.[1];
     const cancelled = await browser.follow(new URL(cancelAction ?? '', emulator.origin).href, {});
@@ -555,7 +638,8 @@ describe('Entra External ID emulator', () => {
     }[];
     expect(users.find((user) => user.oid === bob.oid)?.grants).toContainEqual({
       clientId: webApp.clientId,
-      apiScopes: { [`api://${apiClientId}`]: READ },
+      // Tenant-wide consent: the grant holds every scope of the API.
+      apiScopes: { [`api://${apiClientId}`]: `${READ} ${READ_WRITE}` },
     });
 
     const revoked = await admin('POST', `users/${bob.oid}/revoke`);
@@ -564,5 +648,183 @@ describe('Entra External ID emulator', () => {
     expect(afterRevocation.status).toBe(400);
     expect(JSON.parse(afterRevocation.body)).toMatchObject({ error: 'invalid_grant' });
     expect((await admin('POST', `users/${randomUUID()}/revoke`)).status).toBe(404);
+  });
+  it.each([
+    ['refresh_invalid_grant', 50173, 'bad_token'],
+    ['refresh_expired', 700082, 'bad_token'],
+    ['refresh_session_expired', 70043, 'bad_token'],
+    ['refresh_mfa_required', 50076, 'basic_action'],
+    ['refresh_mfa_registration_required', 50079, 'additional_action'],
+  ] as const)(
+    'answers the %s fault as Entra: invalid_grant AADSTS%i, suberror %s, which MSAL raises as InteractionRequiredAuthError',
+    async (kind, code, suberror) => {
+      const { client, account } = await signIn({ user: bob, scopes: [READ] });
+      const refreshToken = refreshTokenOf(client) ?? '';
+      emulator.setFault({ kind, oid: bob.oid, count: 1 });
+      const raw = await refreshWithHttp(refreshToken);
+      expect(raw.status).toBe(400);
+      expectEntraErrorBody(raw, code, 'invalid_grant');
+      expect(JSON.parse(raw.body)).toMatchObject({ suberror });
+
+      emulator.setFault({ kind, oid: bob.oid, count: 1 });
+      const error = await failure(
+        client.acquireTokenSilent({ account, scopes: [READ], forceRefresh: true }),
+      );
+      expect(error).toBeInstanceOf(InteractionRequiredAuthError);
+      expect(error).toMatchObject({
+        errorCode: 'invalid_grant',
+        subError: suberror,
+        errorNo: code,
+      });
+      // A failed request changes nothing at the emulator: the refresh token still works.
+      expect((await refreshWithHttp(refreshToken)).status).toBe(200);
+    },
+  );
+
+  it('sends its own refusals (a wrong secret, a used code) in Entra’s error shape', async () => {
+    const { code, verifier } = await authorize({ user: alice, scopes: [READ] });
+    expect((await redeemWithHttp(code, verifier)).status).toBe(200);
+    const replayed = await redeemWithHttp(code, verifier);
+    expectEntraErrorBody(replayed, 70000, 'invalid_grant');
+
+    const wrongSecret = await send(`${emulator.origin}/${emulator.tenantId}/oauth2/v2.0/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: 'x',
+        client_id: webApp.clientId,
+        client_secret: 'wrong',
+      }).toString(),
+    });
+    expect(wrongSecret.status).toBe(401);
+    expectEntraErrorBody(wrongSecret, 7000215, 'invalid_client');
+
+    emulator.setFault({ kind: 'client_secret_expired', count: 1 });
+    const expired = await refreshWithHttp('x');
+    expect(expired.status).toBe(401);
+    expectEntraErrorBody(expired, 7000222, 'invalid_client');
+  });
+
+  it('fails like an Entra outage: 500 server_error, 503 HTML, 429 empty with Retry-After', async () => {
+    const { client, account } = await signIn({ user: alice, scopes: [READ] });
+    const refreshToken = refreshTokenOf(client) ?? '';
+
+    emulator.setFault({ kind: 'server_error', count: 1 });
+    const serverError = await refreshWithHttp(refreshToken);
+    expect(serverError.status).toBe(500);
+    expectEntraErrorBody(serverError, 90036, 'server_error');
+
+    emulator.setFault({ kind: 'html_503', retryAfterSeconds: 30, count: 1 });
+    const html = await refreshWithHttp(refreshToken);
+    expect(html.status).toBe(503);
+    expect(html.headers['content-type']).toMatch(/^text\/html/);
+    expect(html.headers['retry-after']).toBe('30');
+
+    emulator.setFault({ kind: 'throttled', retryAfterSeconds: 120, count: 1 });
+    const throttled = await refreshWithHttp(refreshToken);
+    expect(throttled.status).toBe(429);
+    expect(throttled.body).toBe('');
+    expect(throttled.headers['retry-after']).toBe('120');
+
+    // msal-node 7's own (fetch-based) network client: a 500 JSON error is a ServerError with no
+    // status (msal-common RefreshTokenClient passes only the body to validateTokenResponse); a
+    // non-JSON answer is token_parsing_error (msal-node network/HttpClient.ts sendRequest).
+    // A new client object each time: MSAL throttles one that got a 429 or 5xx (ThrottlingUtils).
+    const silent = () => {
+      const withOwnNetwork = new ConfidentialClientApplication({
+        auth: {
+          clientId: webApp.clientId,
+          clientSecret: webApp.clientSecret,
+          authority: emulator.authority,
+          knownAuthorities: [new URL(emulator.origin).host],
+        },
+      });
+      withOwnNetwork.getTokenCache().deserialize(client.getTokenCache().serialize());
+      return withOwnNetwork.acquireTokenSilent({ account, scopes: [READ], forceRefresh: true });
+    };
+    emulator.setFault({ kind: 'server_error', count: 1 });
+    const asServerError = await failure(silent());
+    expect(asServerError).toBeInstanceOf(ServerError);
+    expect(asServerError).toMatchObject({ errorCode: 'server_error', errorNo: 90036 });
+    expect((asServerError as ServerError).status).toBeUndefined();
+    for (const kind of ['html_503', 'throttled'] as const) {
+      emulator.setFault({ kind, count: 1 });
+      expect(await failure(silent())).toMatchObject({ errorCode: 'token_parsing_error' });
+    }
+    await expect(silent()).resolves.toMatchObject({ fromCache: false });
+  });
+
+  it('holds a request under the hang fault until the fault is cleared, serving others meanwhile', async () => {
+    const first = await signIn({ user: alice, scopes: [READ] });
+    const second = await signIn({ user: bob, scopes: [READ] });
+    emulator.setFault({ kind: 'hang', oid: alice.oid });
+    let settled = false;
+    const held = refreshWithHttp(refreshTokenOf(first.client) ?? '').finally(() => {
+      settled = true;
+    });
+    expect((await refreshWithHttp(refreshTokenOf(second.client) ?? '')).status).toBe(200);
+    expect(settled).toBe(false);
+    emulator.clearFaults();
+    expect((await held).status).toBe(200);
+  });
+
+  it('closes at once with a request held by the hang fault', async () => {
+    const own = await startEntraEmulator({ clients: [webApp], api: { clientId: apiClientId } });
+    const held = new Promise<string>((resolve) => {
+      const outgoing = request(
+        `${own.origin}/${own.tenantId}/oauth2/v2.0/token`,
+        {
+          method: 'POST',
+          ca: own.caCertPem,
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        },
+        () => resolve('answered'),
+      );
+      outgoing.on('error', () => resolve('closed'));
+      own.setFault({ kind: 'hang' });
+      outgoing.end('grant_type=refresh_token&refresh_token=x');
+    });
+    // The request has reached the emulator once it is counted as pending under the fault.
+    await expect.poll(() => own.pendingTokenRequests()).toBe(1);
+    await own.close();
+    expect(await held).toBe('closed');
+  });
+
+  it('issues only the optional claims a user has, and 24-hour refresh tokens to one-time-passcode users', async () => {
+    const [phone, emailOnly, passcode] = emulator.users.slice(2) as [
+      EmulatorUser,
+      EmulatorUser,
+      EmulatorUser,
+    ];
+    const phoneClaims = (await signIn({ user: phone, scopes: [READ] })).result.idTokenClaims;
+    expect(phoneClaims).toMatchObject({ oid: phone.oid, name: 'Phone Person' });
+    for (const claim of ['preferred_username', 'email', 'login_hint']) {
+      expect(phoneClaims).not.toHaveProperty(claim);
+    }
+    const mailClaims = (await signIn({ user: emailOnly, scopes: [READ] })).result.idTokenClaims;
+    expect(mailClaims).toMatchObject({ email: 'mail-only@contoso.example' });
+    expect(mailClaims).not.toHaveProperty('preferred_username');
+    expect(mailClaims).not.toHaveProperty('name');
+    expect(mailClaims).toHaveProperty('login_hint');
+
+    const expiryOf = async (user: EmulatorUser) => {
+      const listed = JSON.parse((await send(`${emulator.origin}/_emulator/users`)).body) as {
+        oid: string;
+        refreshTokenExpiresAt?: string;
+      }[];
+      const at = listed.find((entry) => entry.oid === user.oid)?.refreshTokenExpiresAt;
+      return (Date.parse(at ?? '') - Date.now()) / 1000;
+    };
+    await signIn({ user: passcode, scopes: [READ] });
+    expect(await expiryOf(passcode)).toBeGreaterThan(24 * 3600 - 60);
+    expect(await expiryOf(passcode)).toBeLessThanOrEqual(24 * 3600);
+    await signIn({ user: alice, scopes: [READ] });
+    expect(await expiryOf(alice)).toBeGreaterThan(89 * 24 * 3600);
+    emulator.setLifetimes({ oneTimePasscodeRefreshTokenSeconds: 600 });
+    await signIn({ user: passcode, scopes: [READ] }).finally(() =>
+      emulator.setLifetimes({ oneTimePasscodeRefreshTokenSeconds: 24 * 3600 }),
+    );
+    expect(await expiryOf(passcode)).toBeLessThanOrEqual(600);
   });
 });

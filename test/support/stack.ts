@@ -36,7 +36,7 @@ export interface TestStack {
     readonly tenantId: string;
     readonly caCertPath: string;
     readonly caCertPem: string;
-    readonly users: readonly { oid: string; name: string; preferred_username: string }[];
+    readonly users: readonly { oid: string; name?: string; preferred_username?: string }[];
   };
   readonly api: { readonly origin: string; readonly endpoint: string };
 }
