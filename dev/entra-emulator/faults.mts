@@ -20,10 +20,11 @@ interface FaultScope {
  *   and the admin-approval page at the authorize endpoint;
  * - `client_secret_expired`: AADSTS7000222, 401 invalid_client;
  * - `server_error`: 500 JSON server_error, AADSTS90036;
- * - `token_5xx`: JSON temporarily_unavailable (503 by default) with Retry-After;
- * - `html_503`: 503 with an HTML body (a front end's error page), with Retry-After;
- * - `throttled`: 429 with an empty body and Retry-After (what a client looping on the token
- *   endpoint gets; AADSTS50196);
+ * - `token_5xx`: JSON temporarily_unavailable (503 by default);
+ * - `html_503`: 503 with an HTML body (a front end's error page);
+ * - `throttled`: 429 with an empty body (what a client looping on the token endpoint gets;
+ *   AADSTS50196);
+ * each of the last three with `Retry-After` when `retryAfterSeconds` is given;
  * - `hang`: accepts the request and never answers, until the fault is cleared or the emulator
  *   closes;
  * - `delay`: `ms` milliseconds before the answer.
@@ -112,7 +113,7 @@ export function parseFault(input: unknown): Fault {
     case 'throttled':
       return { kind, ...scope, retryAfterSeconds: retryAfter };
     default:
-      return { kind: kind as Exclude<Fault['kind'], 'delay' | 'token_5xx'>, ...scope } as Fault;
+      return { kind, ...scope } as Fault;
   }
 }
 

@@ -107,7 +107,10 @@ const libraryErrorCodes: Record<string, [number, string]> = {
  */
 function answerWithFault(ctx: KoaContext, fault: FailureFault, clientId: string): void {
   const note = '(injected by the Entra emulator)';
-  const retryAfter = (seconds: number | undefined) => ctx.set('Retry-After', String(seconds ?? 1));
+  // Entra sends Retry-After with some outages only: the fault sends it when given one.
+  const retryAfter = (seconds: number | undefined) => {
+    if (seconds !== undefined) ctx.set('Retry-After', String(seconds));
+  };
   switch (fault.kind) {
     case 'refresh_invalid_grant':
       ctx.status = 400;

@@ -37,6 +37,8 @@ export function createAppServices(config: AppConfig, logger: Logger = consoleLog
     clientSecret: config.clientSecret,
     metadata: authorityMetadata,
     store: new TokenCacheStore(tokenTable, new KeyRing(config.tokenCache.keys)),
+    // A hung IdP is answered within the proxy's own timeout, while other users are served.
+    idpTimeoutMs: config.todoList.timeoutMs,
     logger,
     l1,
   });
@@ -45,8 +47,7 @@ export function createAppServices(config: AppConfig, logger: Logger = consoleLog
   const signInFlow = new SignInFlow(
     {
       redirectUri: config.redirectUri,
-      readScope: config.todoList.readScope,
-      readWriteScope: config.todoList.readWriteScope,
+      scope: config.todoList.readScope,
     },
     tokenService,
     sessions,

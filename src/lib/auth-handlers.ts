@@ -29,6 +29,16 @@ const FAILURE_MESSAGES: Record<SignInFailure, string> = {
   missing_code: 'The identity provider did not return an authorization code.',
   code_rejected:
     'The identity provider did not accept this sign-in (it may have been used already).',
+  client_credential_rejected:
+    'The identity provider refused the credentials of this app, so no one can sign in until its operators fix them. Try again later.',
+  admin_consent_missing:
+    'This app has not been granted access in this tenant: an administrator must grant admin consent for its API permissions.',
+};
+
+// What each failure is: the browser's (400), or the app's configuration (502, 403).
+const FAILURE_STATUS: Partial<Record<SignInFailure, number>> = {
+  client_credential_rejected: 502,
+  admin_consent_missing: 403,
 };
 
 function redirect(
@@ -60,20 +70,15 @@ function dependencyProblem(error: unknown): HttpResponseInit {
   return problemResponse(failure);
 }
 
-/**
- * `GET /auth/signin?returnTo=/path[&consent=readwrite][&loginHint=name]`: to the IdP, with PKCE,
- * state and nonce.
- */
+/** `GET /auth/signin?returnTo=/path[&loginHint=name]`: to the IdP, with PKCE, state and nonce. */
 export function createSignInHandler({ signInFlow, config }: AppServices): HttpHandler {
   return async (request) => {
     const returnTo = request.query.get('returnTo');
     const wrongHost = wrongHostPage(request.url, config.appOrigin, returnTo);
     if (wrongHost !== undefined) return wrongHost;
-    const consent = request.query.get('consent') === 'readwrite' ? 'readwrite' : undefined;
     try {
       const started = await signInFlow.start(
         returnTo,
-        consent,
         request.query.get('loginHint'),
         readCookiesWithPrefix(request, SIGN_IN_COOKIE_PREFIX),
       );
@@ -110,8 +115,17 @@ export function createRedirectHandler({ signInFlow }: AppServices): HttpHandler 
         failure: error.failure,
         ...(error.idpError === undefined ? {} : { idpError: error.idpError }),
       });
+      if (error.failure === 'client_credential_rejected') {
+        context.error(
+          "sign-in callback: the identity provider refused the app's client credential (invalid_client); fix CLIENT_SECRET: it is wrong or expired",
+        );
+      } else if (error.failure === 'admin_consent_missing') {
+        context.error(
+          "sign-in callback: the tenant has not granted admin consent for the app's API permissions (AADSTS65001); an administrator must grant it",
+        );
+      }
       const response = messagePageResponse({
-        status: 400,
+        status: FAILURE_STATUS[error.failure] ?? 400,
         title: 'Sign-in did not complete',
         message: FAILURE_MESSAGES[error.failure] + (error.idpError ? ` (${error.idpError})` : ''),
         link: { href: loginUrl(error.returnTo), text: 'Sign in again' },

@@ -218,6 +218,15 @@ class SettingsReader {
   }
 }
 
+/** The tenant id of `https://<tenant id>.ciamlogin.com/` (no path), else null. */
+function guidCiamRoot(url: URL): string | null {
+  const match =
+    /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.ciamlogin\.com$/i.exec(
+      url.hostname,
+    );
+  return match !== null && url.pathname === '/' ? (match[1] ?? null) : null;
+}
+
 function readAuthority(settings: SettingsReader): string {
   const authority = settings.optional('AUTHORITY');
   const subdomain = settings.optional('TENANT_SUBDOMAIN');
@@ -225,6 +234,16 @@ function readAuthority(settings: SettingsReader): string {
     const url = settings.url('AUTHORITY', authority);
     if (url.startsWith('http:')) {
       settings.problem('AUTHORITY', 'must use https (MSAL refuses any other scheme)');
+    }
+    const guidRoot = url === '' ? null : guidCiamRoot(new URL(url));
+    if (guidRoot !== null) {
+      // msal-common's Authority.transformCIAMAuthority turns a root ciamlogin.com authority into
+      // https://<first host label>.ciamlogin.com/<first host label>.onmicrosoft.com/: right for a
+      // subdomain, no tenant at all for a tenant id.
+      settings.problem(
+        'AUTHORITY',
+        `https://${guidRoot}.ciamlogin.com/ names the tenant by its id in the host, which MSAL rewrites to the non-existent tenant ${guidRoot}.onmicrosoft.com: use https://${guidRoot}.ciamlogin.com/${guidRoot}/ or set TENANT_SUBDOMAIN to the tenant's subdomain instead`,
+      );
     }
     return url.endsWith('/') ? url : `${url}/`;
   }

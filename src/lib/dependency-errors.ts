@@ -1,11 +1,19 @@
-import { IdpRejectedError, IdpUnavailableError, TokenStoreUnavailableError } from './errors';
+import {
+  ClientCredentialRejectedError,
+  IdpRejectedError,
+  IdpUnavailableError,
+  TokenStoreUnavailableError,
+} from './errors';
 import { emitEvent } from './telemetry-events';
 
-/** Seconds a client should wait after a transient failure of the IdP or the token store. */
+/**
+ * Seconds a client should wait after a transient failure of the IdP or the token store, when the
+ * IdP gave no `Retry-After` of its own.
+ */
 export const RETRY_AFTER_SECONDS = 5;
 
 export interface DependencyFailure {
-  readonly status: 502 | 503;
+  readonly status: 502 | 503 | 504;
   readonly title: string;
   readonly detail: string;
   readonly retryAfterSeconds?: number;
@@ -118,11 +126,34 @@ export function dependencyFailure(error: unknown): DependencyFailure | undefined
       ...(cause !== undefined && { cause }),
       ...(hint !== undefined && { hint }),
     });
+    // The IdP's own Retry-After wins over the default, whichever is longer or shorter.
+    const retryAfterSeconds = Math.max(1, error.retryAfterSeconds ?? RETRY_AFTER_SECONDS);
+    return error.timedOut
+      ? {
+          status: 504,
+          title: 'Gateway timeout',
+          detail: 'The identity provider did not answer in time. Try again shortly.',
+          retryAfterSeconds,
+        }
+      : {
+          status: 503,
+          title: 'Service unavailable',
+          detail: 'The identity provider is unavailable. Try again shortly.',
+          retryAfterSeconds,
+        };
+  }
+  if (error instanceof ClientCredentialRejectedError) {
+    emitEvent({
+      event: 'DependencyFailed',
+      dependency: 'identity_provider',
+      error: error.name,
+      code: 'invalid_client',
+    });
     return {
-      status: 503,
-      title: 'Service unavailable',
-      detail: 'The identity provider is unavailable. Try again shortly.',
-      retryAfterSeconds: RETRY_AFTER_SECONDS,
+      status: 502,
+      title: 'Bad gateway',
+      detail:
+        "The identity provider refused this app's credential. The app's operators must fix it.",
     };
   }
   if (error instanceof IdpRejectedError) {

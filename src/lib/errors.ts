@@ -12,8 +12,9 @@ export class TokenStoreUnavailableError extends Error {
 }
 
 /**
- * The user must sign in again: no tokens, a refresh token the IdP rejected, or a cache row that
- * cannot be read. The user's cache row has been removed (401 with a login URL).
+ * The user must sign in again: no tokens, a refresh token the IdP rejected as dead (`bad_token`,
+ * expired, revoked), or a cache row that cannot be read. The user's cache row has been removed
+ * (401 with a login URL).
  */
 export class SignInRequiredError extends Error {
   readonly reason: 'no_account' | 'refresh_rejected' | 'unreadable_cache';
@@ -25,22 +26,57 @@ export class SignInRequiredError extends Error {
   }
 }
 
-/** The user has not consented to the scopes asked for; the session and tokens stay (401 with a consent URL). */
-export class ConsentRequiredError extends Error {
-  readonly scopes: readonly string[];
-
-  constructor(scopes: readonly string[], options?: ErrorOptions) {
-    super(`consent required for ${scopes.join(' ')}`, options);
-    this.name = 'ConsentRequiredError';
-    this.scopes = scopes;
+/**
+ * The refresh token is alive but the IdP wants the user first (MFA, Conditional Access:
+ * `interaction_required`, suberror `basic_action` or `additional_action`). The tokens and the
+ * session stay (401 with a login URL); signing in again satisfies the IdP.
+ */
+export class UserInteractionRequiredError extends Error {
+  constructor(options?: ErrorOptions) {
+    super('the identity provider needs the user to sign in interactively', options);
+    this.name = 'UserInteractionRequiredError';
   }
 }
 
-/** The identity provider is down, slow or answering 5xx: transient (503), the tokens are kept. */
+/**
+ * The tenant has not granted this app the API's permissions (admin consent, AADSTS65001). No user
+ * can fix it by signing in: an administrator must grant consent. Tokens and session stay.
+ */
+export class AdminConsentRequiredError extends Error {
+  constructor(options?: ErrorOptions) {
+    super('the tenant has not granted this app admin consent for the API (AADSTS65001)', options);
+    this.name = 'AdminConsentRequiredError';
+  }
+}
+
+/** The IdP refused the app's own credential (`invalid_client`: a wrong or expired secret). */
+export class ClientCredentialRejectedError extends Error {
+  constructor(options?: ErrorOptions) {
+    super(
+      "the identity provider refused the app's client credential (invalid_client): check CLIENT_SECRET",
+      options,
+    );
+    this.name = 'ClientCredentialRejectedError';
+  }
+}
+
+/**
+ * The identity provider is down, slow or answering 5xx, 429 or something that is not JSON:
+ * transient, the tokens are kept (503, or 504 when it did not answer in time).
+ */
 export class IdpUnavailableError extends Error {
-  constructor(message = 'The identity provider is unavailable', options?: ErrorOptions) {
+  /** What the IdP's own `Retry-After` asked for, or what is left of it. */
+  readonly retryAfterSeconds: number | undefined;
+  readonly timedOut: boolean;
+
+  constructor(
+    message = 'The identity provider is unavailable',
+    options?: ErrorOptions & { retryAfterSeconds?: number; timedOut?: boolean },
+  ) {
     super(message, options);
     this.name = 'IdpUnavailableError';
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+    this.timedOut = options?.timedOut ?? false;
   }
 }
 

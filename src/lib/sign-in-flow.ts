@@ -1,9 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Cookie } from '@azure/functions';
 import { expiredCookie, hostCookie, SESSION_COOKIE, SIGN_IN_COOKIE_PREFIX } from './cookies';
-import { IdpRejectedError, SignInRequiredError } from './errors';
+import {
+  AdminConsentRequiredError,
+  ClientCredentialRejectedError,
+  IdpRejectedError,
+  SignInRequiredError,
+  UserInteractionRequiredError,
+} from './errors';
 import { UnreadableSealError, type KeyRing } from './key-ring';
-import type { ConsentRequest } from './login-url';
 import { constantTimeEquals } from './request-checks';
 import { safeReturnTo } from './return-to';
 import type { SessionStore } from './session-store';
@@ -26,8 +31,12 @@ const OIDC_SCOPES = ['openid', 'profile', 'offline_access'];
 
 export interface SignInSettings {
   readonly redirectUri: string;
-  readonly readScope: string;
-  readonly readWriteScope: string;
+  /**
+   * The API scope a sign-in asks for. Consent is tenant-wide in External ID (an administrator
+   * grants the app's API permissions), so the refresh token this sign-in gets redeems for every
+   * scope of the API later: no sign-in asks for more.
+   */
+  readonly scope: string;
 }
 
 /** Why a callback cannot complete a sign-in; each is answered with a "sign in again" page, no session. */
@@ -37,7 +46,9 @@ export type SignInFailure =
   | 'expired_state'
   | 'state_mismatch'
   | 'missing_code'
-  | 'code_rejected';
+  | 'code_rejected'
+  | 'client_credential_rejected'
+  | 'admin_consent_missing';
 
 export class SignInFailedError extends Error {
   readonly failure: SignInFailure;
@@ -148,7 +159,6 @@ export class SignInFlow {
    */
   async start(
     returnTo: string | null,
-    consent: ConsentRequest | undefined,
     loginHint?: string | null,
     pending: ReadonlyMap<string, string> = new Map(),
   ): Promise<StartedSignIn> {
@@ -156,10 +166,7 @@ export class SignInFlow {
     const state: SignInState = {
       k: secret,
       r: safeReturnTo(returnTo),
-      c: [
-        ...OIDC_SCOPES,
-        consent === 'readwrite' ? this.settings.readWriteScope : this.settings.readScope,
-      ],
+      c: [...OIDC_SCOPES, this.settings.scope],
       t: this.now(),
     };
     const stateValue = derive(secret, 'state');
@@ -251,10 +258,21 @@ export class SignInFlow {
         nonce: derive(secret, 'nonce'),
       });
     } catch (error) {
+      // The app's own secret refused (wrong, expired): no retry helps until operators fix it.
+      if (error instanceof ClientCredentialRejectedError) {
+        fail('client_credential_rejected', undefined, error);
+      }
+      if (error instanceof AdminConsentRequiredError)
+        fail('admin_consent_missing', undefined, error);
       // A used, expired or foreign code, or an answer MSAL refused (e.g. nonce): the user can retry.
-      if (error instanceof SignInRequiredError || error instanceof IdpRejectedError) {
+      if (
+        error instanceof SignInRequiredError ||
+        error instanceof UserInteractionRequiredError ||
+        error instanceof IdpRejectedError
+      ) {
         fail('code_rejected', undefined, error);
       }
+      // The IdP unavailable or the store failing: the caller answers 503 "try again".
       throw error;
     }
     await this.sessions.delete(previousSessionCookie);

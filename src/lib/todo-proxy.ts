@@ -8,7 +8,11 @@ import type {
 import type { AppConfig } from './config';
 import { expiredCookie, readCookie, SESSION_COOKIE } from './cookies';
 import { dependencyFailure } from './dependency-errors';
-import { ConsentRequiredError, SignInRequiredError } from './errors';
+import {
+  AdminConsentRequiredError,
+  SignInRequiredError,
+  UserInteractionRequiredError,
+} from './errors';
 import { isJsonMediaType } from './json-media-type';
 import { loginUrl } from './login-url';
 import { problemResponse, SECURITY_HEADERS } from './problem-response';
@@ -179,6 +183,11 @@ export function createTodoProxyHandler(
       }
       return relay(upstream, client);
     } catch (error) {
+      if (error instanceof UserInteractionRequiredError) {
+        // The refresh token is alive: the IdP wants the user (MFA, Conditional Access) first.
+        // Tokens and session stay; signing in again (on this device) satisfies it.
+        return signInRequired('Sign in again to continue.', false);
+      }
       if (error instanceof SignInRequiredError) {
         // The token service removed the tokens; the session that pointed at them ends too. If the
         // store fails now, the next request finds no tokens again and retries the clean-up.
@@ -201,12 +210,17 @@ export function createTodoProxyHandler(
 }
 
 function failure(error: unknown, context: InvocationContext): HttpResponseInit {
-  if (error instanceof ConsentRequiredError) {
+  if (error instanceof AdminConsentRequiredError) {
+    // No sign-in fixes this: the tenant's administrator must grant the app the API's permissions.
+    context.error(
+      "todos: the tenant has not granted admin consent for the app's API permissions (AADSTS65001); an administrator must grant it",
+    );
+    emitEvent({ event: 'DependencyFailed', dependency: 'identity_provider', error: error.name });
     return problemResponse({
-      status: 401,
-      title: 'Consent required',
-      detail: 'Allow this app to change your to-do list, then try again.',
-      extensions: { loginUrl: loginUrl(PAGE, 'readwrite') },
+      status: 403,
+      title: 'Admin consent required',
+      detail:
+        "This app has not been granted access to the to-do list API in this tenant. An administrator must grant admin consent for the app's API permissions.",
     });
   }
   if (error instanceof TodoListTimeoutError) {

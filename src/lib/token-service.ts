@@ -1,20 +1,21 @@
 import {
   AuthError,
   ConfidentialClientApplication,
-  InteractionRequiredAuthError,
   LogLevel,
-  ServerError,
   type AuthenticationResult,
-  type INetworkModule,
 } from '@azure/msal-node';
 import type { AuthorityMetadataCache } from './authority-metadata';
 import {
-  ConsentRequiredError,
+  AdminConsentRequiredError,
+  ClientCredentialRejectedError,
   IdpRejectedError,
   IdpUnavailableError,
   SignInRequiredError,
   TokenStoreUnavailableError,
+  UserInteractionRequiredError,
 } from './errors';
+import { IdpBackoff } from './idp-backoff';
+import { IdpNetworkClient, type TokenEndpointOutcome } from './idp-network-client';
 import { L1TokenCache } from './l1-token-cache';
 import { partitionKeyOf } from './partition-key';
 import { emitEvent } from './telemetry-events';
@@ -31,8 +32,8 @@ export interface TokenServiceOptions {
   readonly clientSecret: string;
   readonly metadata: AuthorityMetadataCache;
   readonly store: TokenCacheStore;
-  /** Replaces MSAL's fetch-based client, e.g. to trust a test CA in-process. */
-  readonly networkClient?: INetworkModule;
+  /** The bound on every request to the IdP; msal-node sets none on token requests. */
+  readonly idpTimeoutMs: number;
   readonly logger?: Logger;
   /** The L1, shared with the session store so both serve from memory together. */
   readonly l1?: L1TokenCache;
@@ -60,6 +61,7 @@ export interface RedeemCodeRequest {
 export interface SignedInUser {
   readonly homeAccountId: string;
   readonly name: string | undefined;
+  /** `preferred_username`, else `email`, else `name`, else a neutral label: optional claims are optional. */
   readonly username: string;
   /** Entra's `login_hint` claim, for a sign-out without an account picker. */
   readonly loginHint: string | undefined;
@@ -77,7 +79,31 @@ export interface AccessToken {
   readonly expiresOn: Date | null;
 }
 
+/** What a user is called when the IdP sent none of the claims that name them. */
+export const NEUTRAL_USERNAME = 'Signed-in user';
+
+/**
+ * How the app answers the IdP refusing a refresh, from Entra's error, suberror and AADSTS number
+ * (https://learn.microsoft.com/entra/identity-platform/reference-error-codes; msal-common copies
+ * them into `errorCode`, `subError` and `errorNo`):
+ * - admin consent missing (consent_required, AADSTS65001): an operator must act;
+ * - the refresh token is dead (bad_token; AADSTS700082 expired, 50173 revoked or password changed,
+ *   70043 Conditional Access sign-in frequency; a plain invalid_grant): delete the tokens;
+ * - the IdP wants the user (MFA, Conditional Access: interaction_required, login_required,
+ *   basic_action, additional_action; AADSTS50076, 50079): keep them and ask for a sign-in.
+ */
 const CONSENT_CODES = new Set(['consent_required', '65001']);
+const DEAD_REFRESH_TOKEN_CODES = new Set(['bad_token', '700082', '50173', '70043']);
+const USER_INTERACTION_CODES = new Set([
+  'interaction_required',
+  'login_required',
+  'basic_action',
+  'additional_action',
+  'message_only',
+  'user_password_expired',
+  '50076',
+  '50079',
+]);
 
 function silentLogger(logger: Logger | undefined) {
   return {
@@ -99,6 +125,7 @@ export class TokenService {
   /** In-flight silent acquisitions, so concurrent requests for one user share one refresh. */
   private readonly inFlight = new Map<string, Promise<AccessToken>>();
   private readonly l1: L1TokenCache;
+  private readonly backoff = new IdpBackoff();
 
   constructor(options: TokenServiceOptions) {
     this.options = options;
@@ -106,7 +133,8 @@ export class TokenService {
   }
 
   async authCodeUrl(request: AuthCodeUrlRequest): Promise<string> {
-    const client = await this.client(undefined);
+    const network = new IdpNetworkClient(this.options.idpTimeoutMs);
+    const client = await this.client(undefined, network);
     try {
       return await client.getAuthCodeUrl({
         scopes: [...request.scopes],
@@ -120,14 +148,15 @@ export class TokenService {
         ...(request.prompt === undefined ? {} : { prompt: request.prompt }),
       });
     } catch (error) {
-      throw translate(error, undefined, request.scopes);
+      throw translate(error, undefined, network.outcome);
     }
   }
 
   /** Redeems an authorization code and stores the user's tokens in their own row. */
   async redeemCode(request: RedeemCodeRequest): Promise<SignedInUser> {
     const cache = new TableTokenCache(this.options.store);
-    const client = await this.client(cache);
+    const network = new IdpNetworkClient(this.options.idpTimeoutMs);
+    const client = await this.client(cache, network);
     let result: AuthenticationResult;
     try {
       result = await client.acquireTokenByCode(
@@ -142,16 +171,22 @@ export class TokenService {
         { code: request.code, state: request.state },
       );
     } catch (error) {
-      throw translate(error, cache, request.scopes);
+      throw translate(error, cache, network.outcome);
     }
     const account = result.account;
     if (account === null) throw new IdpRejectedError('no_account_in_response');
-    const loginHint = account.idTokenClaims?.login_hint;
+    const claims = account.idTokenClaims ?? {};
+    const claim = (name: string) => {
+      const value = claims[name];
+      return typeof value === 'string' && value.trim() !== '' ? value : undefined;
+    };
+    const name = claim('name');
     return {
       homeAccountId: account.homeAccountId,
-      name: account.name,
-      username: account.username,
-      loginHint: typeof loginHint === 'string' ? loginHint : undefined,
+      name,
+      username: claim('preferred_username') ?? claim('email') ?? name ?? NEUTRAL_USERNAME,
+      // Only when the app registration asks for the optional claim; without it, no logout_hint.
+      loginHint: claim('login_hint'),
     };
   }
 
@@ -208,7 +243,11 @@ export class TokenService {
     const partitionKey = partitionKeyOf(homeAccountId);
     const epoch = this.l1.epoch;
     const cache = new TableTokenCache(this.options.store, partitionKey, tokenCacheRow);
-    const client = await this.client(cache);
+    // While the IdP's Retry-After for this user runs, no token request goes out (one probe after).
+    const network = new IdpNetworkClient(this.options.idpTimeoutMs, () =>
+      this.backoff.enter(partitionKey),
+    );
+    const client = await this.client(cache, network);
     try {
       const account = await client.getTokenCache().getAccountByHomeId(homeAccountId);
       if (account === null) {
@@ -226,14 +265,23 @@ export class TokenService {
         scopes: [...scopes],
         forceRefresh,
       });
-      if (!result.fromCache) emitEvent({ event: 'TokenRefreshed', forced: forceRefresh });
+      if (!result.fromCache) {
+        this.backoff.succeeded(partitionKey);
+        emitEvent({ event: 'TokenRefreshed', forced: forceRefresh });
+      }
       const rowEtag = cache.rowEtag;
       if (rowEtag !== undefined) {
         this.l1.set(partitionKey, scopeKeyOf(scopes), rowEtag, result, epoch);
       }
       return { accessToken: result.accessToken, expiresOn: result.expiresOn };
     } catch (error) {
-      const translated = translate(error, cache, scopes);
+      const translated = translate(error, cache, network.outcome);
+      if (network.outcome.posted === true) {
+        this.backoff.failed(
+          partitionKey,
+          translated instanceof IdpUnavailableError ? translated : undefined,
+        );
+      }
       if (translated instanceof SignInRequiredError) {
         emitEvent({ event: 'SignInRequired', reason: translated.reason });
         if (translated.reason === 'refresh_rejected') await this.deleteTokens(cache, partitionKey);
@@ -252,7 +300,10 @@ export class TokenService {
     }
   }
 
-  private async client(cache: TableTokenCache | undefined): Promise<ConfidentialClientApplication> {
+  private async client(
+    cache: TableTokenCache | undefined,
+    networkClient: IdpNetworkClient,
+  ): Promise<ConfidentialClientApplication> {
     const metadata = await this.options.metadata.get();
     return new ConfidentialClientApplication({
       auth: {
@@ -264,12 +315,7 @@ export class TokenService {
         cloudDiscoveryMetadata: metadata.cloudDiscoveryMetadata,
       },
       ...(cache === undefined ? {} : { cache: { cachePlugin: cache } }),
-      system: {
-        loggerOptions: silentLogger(this.options.logger),
-        ...(this.options.networkClient === undefined
-          ? {}
-          : { networkClient: this.options.networkClient }),
-      },
+      system: { loggerOptions: silentLogger(this.options.logger), networkClient },
     });
   }
 }
@@ -279,11 +325,11 @@ function scopeKeyOf(scopes: readonly string[]): string {
   return [...scopes].sort().join(' ');
 }
 
-/** Maps what MSAL or the cache threw to the app's typed errors. */
+/** Maps what MSAL or the cache threw, and what the token endpoint answered, to the app's errors. */
 function translate(
   error: unknown,
   cache: TableTokenCache | undefined,
-  scopes: readonly string[],
+  outcome: TokenEndpointOutcome,
 ): Error {
   const storeFailure = cache?.failure;
   if (storeFailure !== undefined) {
@@ -298,27 +344,45 @@ function translate(
   ) {
     return error;
   }
-  if (error instanceof InteractionRequiredAuthError) {
-    const codes = [error.errorCode, error.subError, ...(error.errorNo ? [error.errorNo] : [])];
-    if (codes.some((code) => CONSENT_CODES.has(String(code)))) {
-      return new ConsentRequiredError(scopes, { cause: error });
-    }
+  const status = outcome.status ?? 0;
+  // An outage: no answer in time, a 5xx or 429, an answer that is not JSON, or the IdP saying so.
+  // msal-node 7 reports these as ServerError without status, token_parsing_error or network_error.
+  const code = error instanceof AuthError ? error.errorCode : '';
+  if (
+    outcome.heldBackSeconds !== undefined ||
+    outcome.timedOut === true ||
+    outcome.unparsable === true ||
+    status >= 500 ||
+    status === 429 ||
+    ['server_error', 'temporarily_unavailable', 'network_error', 'token_parsing_error'].includes(
+      code,
+    )
+  ) {
+    return new IdpUnavailableError(undefined, {
+      cause: error,
+      retryAfterSeconds: outcome.heldBackSeconds ?? outcome.retryAfterSeconds,
+      timedOut: outcome.timedOut === true,
+    });
+  }
+  if (!(error instanceof AuthError))
+    return error instanceof Error ? error : new Error(String(error));
+  if (code === 'invalid_client' || code === 'unauthorized_client') {
+    return new ClientCredentialRejectedError({ cause: error });
+  }
+  const codes = [code, error.subError, 'errorNo' in error ? String(error.errorNo) : ''];
+  if (codes.some((value) => CONSENT_CODES.has(value))) {
+    return new AdminConsentRequiredError({ cause: error });
+  }
+  if (codes.some((value) => DEAD_REFRESH_TOKEN_CODES.has(value))) {
     return new SignInRequiredError('refresh_rejected', { cause: error });
   }
-  if (error instanceof ServerError) {
-    if (error.errorCode === 'invalid_grant') {
-      return new SignInRequiredError('refresh_rejected', { cause: error });
-    }
-    if ((error.status ?? 0) >= 500 || error.errorCode === 'temporarily_unavailable') {
-      return new IdpUnavailableError(undefined, { cause: error });
-    }
-    return new IdpRejectedError(error.errorCode || 'server_error', { cause: error });
+  if (codes.some((value) => USER_INTERACTION_CODES.has(value))) {
+    return new UserInteractionRequiredError({ cause: error });
   }
-  if (error instanceof AuthError) {
-    if (error.errorCode === 'network_error')
-      return new IdpUnavailableError(undefined, { cause: error });
-    // MSAL refused the answer itself (e.g. a nonce or state that does not match).
-    return new IdpRejectedError(error.errorCode || 'client_error', { cause: error });
+  // A plain invalid_grant, or MSAL finding no refresh token (no_tokens_found, refresh_token_expired).
+  if (code === 'invalid_grant' || error.name === 'InteractionRequiredAuthError') {
+    return new SignInRequiredError('refresh_rejected', { cause: error });
   }
-  return error instanceof Error ? error : new Error(String(error));
+  // MSAL refused the answer itself (e.g. a nonce or state that does not match), or another refusal.
+  return new IdpRejectedError(code || 'client_error', { cause: error });
 }

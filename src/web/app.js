@@ -137,7 +137,7 @@ function showFailure(message, error) {
     const link = document.createElement('a');
     link.href = error.loginUrl;
     link.className = 'button';
-    link.textContent = error.loginUrl.includes('consent=') ? 'Allow changes' : 'Sign in again';
+    link.textContent = 'Sign in again';
     showNotice('error', message, link);
     return;
   }

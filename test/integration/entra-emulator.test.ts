@@ -613,7 +613,9 @@ describe('Entra External ID emulator', () => {
     const refreshToken = tokens.refresh_token ?? '';
 
     expect((await admin('POST', 'counters/reset')).status).toBe(204);
-    expect((await admin('POST', 'faults', { kind: 'token_5xx', count: 1 })).status).toBe(204);
+    expect(
+      (await admin('POST', 'faults', { kind: 'token_5xx', retryAfterSeconds: 1, count: 1 })).status,
+    ).toBe(204);
     const unavailable = await refreshWithHttp(refreshToken);
     expect(unavailable.status).toBe(503);
     expect(unavailable.headers['retry-after']).toBe('1');

@@ -174,20 +174,10 @@ class Caller {
   }
 }
 
-async function signIn(user: User, consent?: 'readwrite'): Promise<Caller> {
+async function signIn(user: User): Promise<Caller> {
   const caller = new Caller();
   await signInThroughApp(caller.agent, origin, user.preferred_username);
-  if (consent !== undefined) await consentToWrites(caller, user);
   return caller;
-}
-
-async function consentToWrites(caller: Caller, user: User): Promise<void> {
-  const start = `${origin}/auth/signin?${new URLSearchParams({
-    returnTo: '/',
-    consent: 'readwrite',
-    loginHint: user.preferred_username,
-  })}`;
-  await caller.agent.navigate(start, (target) => target === `${origin}/`);
 }
 
 function claimsOf(request: LoggedRequest): Record<string, unknown> {
@@ -228,7 +218,7 @@ const FORWARDED_HEADERS = new Set([
 describe('the to-do proxy', () => {
   let writer: Caller;
   beforeAll(async () => {
-    writer = await signIn(tess, 'readwrite');
+    writer = await signIn(tess);
   });
 
   it('sends each method to its API path with the right scope and only the headers it chose', async () => {
@@ -360,7 +350,7 @@ describe('the to-do proxy', () => {
         azurite = await startAzurite({ tablePort });
       }
       // In-memory Azurite came back empty: every session of this file is gone.
-      writer = await signIn(tess, 'readwrite');
+      writer = await signIn(tess);
     });
   });
 
@@ -507,20 +497,14 @@ describe('the to-do proxy', () => {
   });
 
   describe('tokens', () => {
-    it('a write without the write scope consented: 401 asking for it; the session stays', async () => {
+    it('the first write after a fresh sign-in succeeds: consent is tenant-wide, the refresh token redeems for the write scope', async () => {
       const reader = await signIn(uma);
-      const answer = await reader.call('POST', '/api/todos', { description: 'needs consent' });
-      expectProblem(answer, 401);
-      expect(answer.json.loginUrl).toBe('/auth/signin?returnTo=%2F&consent=readwrite');
-      expect(answer.headers['set-cookie']).toBeUndefined();
-      expect((await reader.call('GET', '/api/todos')).status).toBe(200);
-
-      await consentToWrites(reader, uma);
-      expect((await reader.call('POST', '/api/todos', { description: 'consented' })).status).toBe(
-        201,
-      );
+      const refreshes = emulator.counters().token.refresh_token ?? 0;
+      const answer = await reader.call('POST', '/api/todos', { description: 'no consent asked' });
+      expect(answer.status, answer.text).toBe(201);
+      expect(emulator.counters().token.refresh_token).toBe(refreshes + 1);
       expect((await reader.call('GET', '/api/todos')).json).toMatchObject([
-        { description: 'consented' },
+        { description: 'no consent asked' },
       ]);
     });
 
@@ -625,8 +609,8 @@ describe('the to-do proxy', () => {
   });
 
   it("one user never sees or touches another's items", async () => {
-    const owner = await signIn(yan, 'readwrite');
-    const other = await signIn(zed, 'readwrite');
+    const owner = await signIn(yan);
+    const other = await signIn(zed);
     const created = await owner.call('POST', '/api/todos', { description: "yan's secret" });
     const id = String(created.json.id);
     await other.call('POST', '/api/todos', { description: "zed's own" });

@@ -28,7 +28,7 @@ const apiClientId = 'c0ffee00-0000-4000-8000-00000000a002';
 const redirectUri = 'http://localhost:7999/auth/redirect';
 const readScope = `api://${apiClientId}/ToDoList.Read`;
 const writeScope = `api://${apiClientId}/ToDoList.ReadWrite`;
-const users = [1, 2, 3, 4, 5, 6, 7, 8].map((n) => ({
+const users = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((n) => ({
   oid: `0000000${n}-aaaa-4bbb-8ccc-${randomBytes(6).toString('hex')}`,
   name: `User ${n}`,
   preferred_username: `user${n}@tokens.example`,
@@ -362,6 +362,30 @@ describe('TokenService with real MSAL, the emulator and Azurite', () => {
     await expect(
       services.tokenService.acquireToken(homeAccountId, [readScope], { forceRefresh: true }),
     ).resolves.toBeTruthy();
+  });
+
+  it("the IdP's Retry-After holds that user's token requests back, and no one else's", async () => {
+    const held = await signIn(services.tokenService, users[8]!);
+    const free = await signIn(services.tokenService, users[9]!);
+    emulator.setFault({ kind: 'throttled', retryAfterSeconds: 120, oid: users[8]!.oid });
+    const first = await services.tokenService
+      .acquireToken(held.homeAccountId, [readScope], { forceRefresh: true })
+      .catch((e: unknown) => e);
+    expect(first).toBeInstanceOf(IdpUnavailableError);
+    expect((first as IdpUnavailableError).retryAfterSeconds).toBe(120);
+    const asked = emulator.counters().token.refresh_token ?? 0;
+    const second = await services.tokenService
+      .acquireToken(held.homeAccountId, [readScope], { forceRefresh: true })
+      .catch((e: unknown) => e);
+    expect(second).toBeInstanceOf(IdpUnavailableError);
+    expect((second as IdpUnavailableError).retryAfterSeconds).toBeGreaterThan(100);
+    expect((second as IdpUnavailableError).retryAfterSeconds).toBeLessThanOrEqual(120);
+    expect(emulator.counters().token.refresh_token ?? 0).toBe(asked);
+    await expect(
+      services.tokenService.acquireToken(free.homeAccountId, [readScope], { forceRefresh: true }),
+    ).resolves.toBeTruthy();
+    expect(emulator.counters().token.refresh_token ?? 0).toBe(asked + 1);
+    emulator.clearFaults();
   });
 
   it('a user without a row must sign in', async () => {

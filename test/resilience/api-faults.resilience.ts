@@ -27,7 +27,7 @@ beforeAll(async () => {
     apps: 2,
     appEnv: { TODOLIST_TIMEOUT_MS: String(TIMEOUT_MS) },
   });
-  callers = [await cluster.signIn(jo, 'readwrite'), await cluster.signIn(kit, 'readwrite')];
+  callers = [await cluster.signIn(jo), await cluster.signIn(kit)];
 });
 
 afterAll(async () => {

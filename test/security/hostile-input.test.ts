@@ -55,12 +55,10 @@ const signIns: { name: string; cookie: string; state: string }[] = [];
 /** Session cookies that are well-formed but name no live session. */
 const deadSessionCookies: string[] = [];
 
-/** Signs the user in with the write scope consented, so every API method gets through. */
+/** Signs the user in; consent is tenant-wide, so every API method gets through. */
 async function signIn(username: string): Promise<Signed> {
   const agent = new UserAgent();
   await signInThroughApp(agent, origin, username);
-  const consent = `${origin}/auth/signin?${new URLSearchParams({ returnTo: '/', consent: 'readwrite', loginHint: username })}`;
-  await agent.navigate(consent, (target) => target === `${origin}/`);
   const cookie = agent.cookies(origin).get(SESSION);
   expect(cookie, `no session for ${username}`).toBeDefined();
   return { agent, cookie: cookie ?? '' };

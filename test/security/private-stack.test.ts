@@ -95,14 +95,14 @@ class RecordingAgent extends UserAgent {
   }
 }
 
-function signIn(user: TestUser, consent?: 'readwrite'): Promise<Caller> {
-  return cluster.signIn(user, consent, new RecordingAgent());
+function signIn(user: TestUser): Promise<Caller> {
+  return cluster.signIn(user, new RecordingAgent());
 }
 
 describe('the proxy reaches TODOLIST_ENDPOINT and nothing else', () => {
   let caller: Caller;
   beforeAll(async () => {
-    caller = await signIn(lia, 'readwrite');
+    caller = await signIn(lia);
   });
 
   const steering = () => [

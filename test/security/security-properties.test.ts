@@ -44,7 +44,7 @@ const tokenStore = new TokenCacheStore(
   new KeyRing(keysOf('TOKEN_CACHE_KEYS')),
 );
 
-/** A signed-in user with the write scope consented, calling as the app's page does. */
+/** A signed-in user, calling as the app's page does (consent is tenant-wide: writes go through). */
 class Caller {
   readonly agent = new UserAgent();
   readonly username: string;
@@ -59,12 +59,6 @@ class Caller {
 
   async signIn(): Promise<this> {
     await signInThroughApp(this.agent, origin, this.username);
-    const consent = `${origin}/auth/signin?${new URLSearchParams({
-      returnTo: '/',
-      consent: 'readwrite',
-      loginHint: this.username,
-    })}`;
-    await this.agent.navigate(consent, (target) => target === `${origin}/`);
     expect(this.cookieValue).not.toBe('');
     return this;
   }

@@ -74,6 +74,22 @@ describe('loadConfig', () => {
     expect(config.authority).toBe('https://contoso.ciamlogin.com/');
   });
 
+  it('refuses a root ciamlogin.com AUTHORITY named by tenant id, which MSAL rewrites wrongly, and says what to use', () => {
+    const tenantId = '0b5c7a7e-3d41-4f6e-9a2c-5d8e1f0a7b3c';
+    const [problem] = problemsOf(validEnv({ AUTHORITY: `https://${tenantId}.ciamlogin.com/` }));
+    expect(problem).toMatch(/^AUTHORITY /);
+    expect(problem).toContain(`${tenantId}.onmicrosoft.com`);
+    expect(problem).toContain(`https://${tenantId}.ciamlogin.com/${tenantId}/`);
+    expect(problem).toContain('TENANT_SUBDOMAIN');
+    // The tenant id as the path, and a subdomain host, are what MSAL takes as they are.
+    for (const authority of [
+      `https://${tenantId}.ciamlogin.com/${tenantId}`,
+      'https://contoso.ciamlogin.com/',
+    ]) {
+      expect(loadConfig(validEnv({ AUTHORITY: authority })).authority).toMatch(/ciamlogin\.com\//);
+    }
+  });
+
   it('lets AUTHORITY win over TENANT_SUBDOMAIN', () => {
     const config = loadConfig(validEnv({ TENANT_SUBDOMAIN: 'contoso' }));
     expect(config.authority).toBe('https://127.0.0.1:7443/tenant-id/');

@@ -1,6 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Cookie } from '@azure/functions';
 import { describe, expect, it } from 'vitest';
+import {
+  AdminConsentRequiredError,
+  ClientCredentialRejectedError,
+  IdpUnavailableError,
+  SignInRequiredError,
+} from '../../src/lib/errors.ts';
 import { KeyRing } from '../../src/lib/key-ring.ts';
 import type { SessionStore } from '../../src/lib/session-store.ts';
 import {
@@ -13,11 +19,10 @@ import type { TokenService } from '../../src/lib/token-service.ts';
 
 const settings = {
   redirectUri: 'http://localhost:7071/auth/redirect',
-  readScope: 'api://x/ToDoList.Read',
-  readWriteScope: 'api://x/ToDoList.ReadWrite',
+  scope: 'api://x/ToDoList.Read',
 };
 
-function flowAt(clock: { now: number }) {
+function flowAt(clock: { now: number }, redemptionFailure?: Error) {
   const asked: Record<string, unknown>[] = [];
   const redeemed: Record<string, unknown>[] = [];
   const tokenService = {
@@ -27,7 +32,9 @@ function flowAt(clock: { now: number }) {
     },
     redeemCode: (request: Record<string, unknown>) => {
       redeemed.push(request);
-      return Promise.resolve({ homeAccountId: 'oid.tid', username: 'ada@contoso.example' });
+      return redemptionFailure === undefined
+        ? Promise.resolve({ homeAccountId: 'oid.tid', username: 'ada@contoso.example' })
+        : Promise.reject(redemptionFailure);
     },
   } as unknown as TokenService;
   const sessions = {
@@ -70,7 +77,7 @@ describe('SignInFlow', () => {
   it('expires the sign-in state after ten minutes', async () => {
     const clock = { now: Date.UTC(2026, 0, 1) };
     const { flow, asked } = flowAt(clock);
-    const started = await flow.start('/later', undefined);
+    const started = await flow.start('/later');
     const state = String(asked[0]?.state);
     clock.now += 10 * 60 * 1000 + 1000;
     const failure = await failureOf(
@@ -80,26 +87,56 @@ describe('SignInFlow', () => {
     expect(failure.returnTo).toBe('/later');
   });
 
-  it('asks for the write scope only when consent=readwrite is asked for', async () => {
+  it('asks for the same scopes at every sign-in: consent is tenant-wide, nothing more to ask', async () => {
     const { flow, asked } = flowAt({ now: Date.now() });
-    await flow.start('/', undefined);
-    await flow.start('/', 'readwrite');
+    await flow.start('/');
+    await flow.start('/todos');
     expect(asked.map((request) => request.scopes)).toEqual([
-      ['openid', 'profile', 'offline_access', settings.readScope],
-      ['openid', 'profile', 'offline_access', settings.readWriteScope],
+      ['openid', 'profile', 'offline_access', settings.scope],
+      ['openid', 'profile', 'offline_access', settings.scope],
     ]);
+  });
+
+  it.each([
+    [new ClientCredentialRejectedError(), 'client_credential_rejected'],
+    [new AdminConsentRequiredError(), 'admin_consent_missing'],
+    [new SignInRequiredError('refresh_rejected'), 'code_rejected'],
+  ] as const)('fails a redemption refused with %s as %s', async (refusal, expected) => {
+    const { flow, asked } = flowAt({ now: Date.now() }, refusal);
+    const started = await flow.start('/');
+    const failure = await failureOf(
+      flow.complete(
+        { code: 'c', state: String(asked[0]?.state), error: null },
+        cookiesOf(started),
+        undefined,
+      ),
+    );
+    expect(failure.failure).toBe(expected);
+  });
+
+  it('lets an IdP outage at redemption through, for a "try again" answer', async () => {
+    const outage = new IdpUnavailableError(undefined, { retryAfterSeconds: 30 });
+    const { flow, asked } = flowAt({ now: Date.now() }, outage);
+    const started = await flow.start('/');
+    await expect(
+      flow.complete(
+        { code: 'c', state: String(asked[0]?.state), error: null },
+        cookiesOf(started),
+        undefined,
+      ),
+    ).rejects.toBe(outage);
   });
 
   it('passes a plausible login hint on and drops an implausible one', async () => {
     const { flow, asked } = flowAt({ now: Date.now() });
-    await flow.start('/', undefined, 'ada@contoso.example');
-    await flow.start('/', undefined, 'a b\r\nc');
+    await flow.start('/', 'ada@contoso.example');
+    await flow.start('/', 'a b\r\nc');
     expect(asked.map((request) => request.loginHint)).toEqual(['ada@contoso.example', undefined]);
   });
 
   it('refuses a sign-in cookie sealed by another deployment', async () => {
     const { flow: other, asked } = flowAt({ now: Date.now() });
-    const foreign = await other.start('/', undefined);
+    const foreign = await other.start('/');
     const { flow } = flowAt({ now: Date.now() });
     const failure = await failureOf(
       flow.complete(
@@ -116,7 +153,7 @@ describe('SignInFlow', () => {
     const { flow, asked, redeemed } = flowAt(clock);
     let jar = new Map<string, string>();
     for (const returnTo of ['/one', '/two', '/three']) {
-      jar = cookiesOf(await flow.start(returnTo, undefined, undefined, jar), jar);
+      jar = cookiesOf(await flow.start(returnTo, undefined, jar), jar);
       clock.now += 1000;
     }
     expect(jar.size).toBe(3);
@@ -146,7 +183,7 @@ describe('SignInFlow', () => {
     const { flow, asked } = flowAt(clock);
     let jar = new Map<string, string>();
     for (let index = 0; index < 10; index += 1) {
-      jar = cookiesOf(await flow.start(`/tab/${index}`, undefined, undefined, jar), jar);
+      jar = cookiesOf(await flow.start(`/tab/${index}`, undefined, jar), jar);
       clock.now += 1000;
     }
     expect(jar.size).toBe(MAX_PENDING_SIGN_INS);
@@ -176,7 +213,7 @@ describe('SignInFlow', () => {
     const { flow } = flowAt({ now: Date.now() });
     let jar = new Map<string, string>();
     for (let index = 0; index < 4; index += 1) {
-      jar = cookiesOf(await flow.start(`/${'a'.repeat(1500)}`, undefined, undefined, jar), jar);
+      jar = cookiesOf(await flow.start(`/${'a'.repeat(1500)}`, undefined, jar), jar);
     }
     const bytes = [...jar].reduce((sum, [name, value]) => sum + name.length + value.length + 3, 0);
     expect(bytes).toBeLessThanOrEqual(SIGN_IN_COOKIES_BUDGET);
@@ -190,7 +227,7 @@ describe('SignInFlow', () => {
     const [oldName = ''] = [...jar.keys()];
     jar.set('__Host-bff-signin-AAAAAAAAAAAAAAAA', Buffer.alloc(80, 1).toString('base64url'));
     clock.now += 10 * 60 * 1000;
-    const started = await flow.start('/new', undefined, undefined, jar);
+    const started = await flow.start('/new', undefined, jar);
     const cleared = started.cookies.filter((cookie) => cookie.maxAge === 0);
     expect(new Set(cleared.map((cookie) => cookie.name))).toEqual(
       new Set([oldName, '__Host-bff-signin-AAAAAAAAAAAAAAAA']),
@@ -201,7 +238,7 @@ describe('SignInFlow', () => {
   it("refuses one sign-in's sealed state copied under another sign-in's cookie name", async () => {
     const { flow, asked } = flowAt({ now: Date.now() });
     let jar = cookiesOf(await flow.start('/a', undefined));
-    jar = cookiesOf(await flow.start('/b', undefined, undefined, jar), jar);
+    jar = cookiesOf(await flow.start('/b', undefined, jar), jar);
     const [[firstName = '', firstValue = ''] = [], [secondName = ''] = []] = [...jar];
     const swapped = new Map([[secondName, firstValue]]);
     const failure = await failureOf(
@@ -214,7 +251,7 @@ describe('SignInFlow', () => {
   it("clears only the failed sign-in's cookie", async () => {
     const { flow, asked } = flowAt({ now: Date.now() });
     let jar = cookiesOf(await flow.start('/a', undefined));
-    jar = cookiesOf(await flow.start('/b', undefined, undefined, jar), jar);
+    jar = cookiesOf(await flow.start('/b', undefined, jar), jar);
     const failure = await failureOf(
       flow.complete(
         { code: null, state: String(asked[0]?.state), error: 'access_denied' },

@@ -322,22 +322,10 @@ export class Cluster {
     return keys.sort();
   }
 
-  /** Signs a user in through app process 0 (and consents to writes when asked). */
-  async signIn(
-    user: TestUser,
-    consent?: 'readwrite',
-    agent: UserAgent = new UserAgent(),
-  ): Promise<Caller> {
+  /** Signs a user in through app process 0 (consent is tenant-wide: writes need nothing more). */
+  async signIn(user: TestUser, agent: UserAgent = new UserAgent()): Promise<Caller> {
     const caller = new Caller(this, user, agent);
     await signInThroughApp(caller.agent, this.origin, user.preferred_username);
-    if (consent !== undefined) {
-      const start = `${this.origin}/auth/signin?${new URLSearchParams({
-        returnTo: '/',
-        consent,
-        loginHint: user.preferred_username,
-      })}`;
-      await caller.agent.navigate(start, (target) => target === `${this.origin}/`);
-    }
     expect(caller.cookieValue, `no session for ${user.preferred_username}`).not.toBe('');
     return caller;
   }
