@@ -127,11 +127,10 @@ describe('the IdP hanging on one user', () => {
     const stuck = await cluster.signIn(jan);
     const others = [await cluster.signIn(kim), await cluster.signIn(lou)];
     cluster.emulator.setFault({ kind: 'hang', oid: jan.oid });
-    const pending = [0, 1].map((app) => {
-      cluster.api.setFault({ mode: 'reject_token', count: 1 });
-      return stuck.call('GET', '/api/todos', { app });
-    });
-    await expect.poll(() => cluster.emulator.pendingTokenRequests()).toBeGreaterThan(0);
+    cluster.api.setFault({ mode: 'reject_token', count: 2 });
+    const pending = [0, 1].map((app) => stuck.call('GET', '/api/todos', { app }));
+    // Both processes' refreshes are held by the IdP before anyone else calls.
+    await expect.poll(() => cluster.emulator.pendingTokenRequests()).toBe(2);
     const served: number[] = [];
     for (const [index, caller] of others.entries()) {
       cluster.api.setFault({ mode: 'reject_token', count: 1 });
