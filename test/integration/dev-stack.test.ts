@@ -58,22 +58,15 @@ afterEach(() => {
   for (const dir of stateDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-/** Signs alice in through the app and the emulator, then grants the write scope as the page does. */
+/** Signs alice in through the app and the emulator (consent is tenant-wide: writes need no more). */
 async function signIn(agent: UserAgent, appOrigin: string): Promise<void> {
-  const consents: Record<string, string>[] = [{}, { consent: 'readwrite' }];
-  for (const consent of consents) {
-    const query = new URLSearchParams({
-      returnTo: '/',
-      loginHint: 'alice@contoso.example',
-      ...consent,
-    });
-    const { location } = await agent.navigate(
-      `${appOrigin}/auth/signin?${query}`,
-      (target) =>
-        target.startsWith(`${appOrigin}/`) && !new URL(target).pathname.startsWith('/auth/'),
-    );
-    expect(location).toBe(`${appOrigin}/`);
-  }
+  const query = new URLSearchParams({ returnTo: '/', loginHint: 'alice@contoso.example' });
+  const { location } = await agent.navigate(
+    `${appOrigin}/auth/signin?${query}`,
+    (target) =>
+      target.startsWith(`${appOrigin}/`) && !new URL(target).pathname.startsWith('/auth/'),
+  );
+  expect(location).toBe(`${appOrigin}/`);
 }
 
 async function todos(agent: UserAgent, appOrigin: string): Promise<{ description: string }[]> {
