@@ -4,6 +4,7 @@ import {
   type NetworkRequestOptions,
   type NetworkResponse,
 } from '@azure/msal-node';
+import { withEndpoint } from './dependency-errors';
 
 /** What one MSAL operation's token request met, for telling an outage from a refusal. */
 export interface TokenEndpointOutcome {
@@ -95,11 +96,17 @@ export class IdpNetworkClient implements INetworkModule {
       });
       text = await response.text();
     } catch (error) {
+      // The cause and the host stay on the error, so the log can say why (describeCause).
+      const failure = (message: string) =>
+        withEndpoint(
+          Object.assign(new AuthError('network_error', message), { cause: error }),
+          new URL(url).host,
+        );
       if (signal.aborted) {
         if (method === 'POST') this.outcome.timedOut = true;
-        throw new AuthError('network_error', `${method} timed out after ${this.timeoutMs} ms`);
+        throw failure(`${method} timed out after ${this.timeoutMs} ms`);
       }
-      throw new AuthError('network_error', `${method} failed: ${(error as Error).message}`);
+      throw failure(`${method} failed`);
     }
     const headers: Record<string, string> = {};
     response.headers.forEach((value, name) => {
