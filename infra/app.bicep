@@ -8,6 +8,8 @@ param tags object
 param resourceToken string
 
 param tenantSubdomain string
+@description('Empty: the app derives the authority from tenantSubdomain.')
+param authority string
 param clientId string
 @secure()
 param clientSecret string
@@ -299,9 +301,9 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
 
 var appUrl = 'https://${functionApp.properties.defaultHostName}'
 
-// The settings of src/lib/config.ts (README, "Settings"). Left out on purpose: AUTHORITY (the
-// emulator's and other clouds' override of TENANT_SUBDOMAIN) and TOKEN_CACHE_STORAGE (a connection
-// string: this storage account accepts no shared key).
+// The settings of src/lib/config.ts (README, "Settings"). Left out on purpose: TOKEN_CACHE_STORAGE
+// (a connection string: this storage account accepts no shared key). AUTHORITY is empty unless a
+// custom URL domain is used: the app reads an empty setting as unset.
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: functionApp
   name: 'appsettings'
@@ -318,6 +320,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     OTEL_TRACES_SAMPLER: 'microsoft.rate_limited'
     OTEL_TRACES_SAMPLER_ARG: string(telemetryTracesPerSecond)
     TENANT_SUBDOMAIN: tenantSubdomain
+    AUTHORITY: authority
     CLIENT_ID: clientId
     CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${clientSecretSecret.properties.secretUriWithVersion})'
     REDIRECT_URI: '${appUrl}/auth/redirect'

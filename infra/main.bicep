@@ -19,6 +19,9 @@ param location string
 @description('External ID tenant subdomain: the authority becomes https://<subdomain>.ciamlogin.com/.')
 param tenantSubdomain string
 
+@description('Optional authority URL overriding tenantSubdomain, e.g. https://login.contoso.com/<tenant ID>/ with an External ID custom URL domain (docs/deploy.md). Empty: https://<subdomain>.ciamlogin.com/.')
+param authority string = ''
+
 @description('Application (client) ID of the web app registration.')
 param clientId string
 
@@ -105,6 +108,7 @@ module app 'app.bicep' = {
     tags: tags
     resourceToken: resourceToken
     tenantSubdomain: tenantSubdomain
+    authority: authority
     clientId: clientId
     clientSecret: clientSecret
     todoListEndpoint: todoListEndpoint

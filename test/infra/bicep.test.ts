@@ -28,8 +28,6 @@ const app = new BicepTemplate(path.join(infra, appModule?.path ?? 'app.bicep'));
  * function app, so adding a setting to the app without adding it to the template fails here.
  */
 const INTENTIONALLY_ABSENT: Partial<Record<SettingName, string>> = {
-  AUTHORITY:
-    'overrides TENANT_SUBDOMAIN for the offline emulator and other clouds; in Azure the External ID tenant is the authority',
   TOKEN_CACHE_STORAGE:
     'a connection string: the storage account accepts no shared key, so the app uses TOKEN_CACHE_STORAGE__tableServiceUri with its managed identity',
 };
@@ -391,10 +389,26 @@ describe('the settings as Azure resolves them', () => {
       clientId: identityClientId,
     });
     expect(config.tokenCache.tableName).toBe('tokencache');
+    expect(env.AUTHORITY).toBe('');
     expect(config.telemetry).toEqual({
       connectionString: runtime.get(`${insights?.symbol}.properties.ConnectionString`),
       managedIdentity: { clientId: identityClientId },
     });
+  });
+
+  it('take the authority of a custom URL domain from the authority parameter (ENTRA_AUTHORITY)', () => {
+    // https://learn.microsoft.com/entra/external-id/customers/how-to-custom-url-domain: the
+    // authority becomes the custom domain with the tenant ID as its path.
+    const custom = 'https://login.contoso.example/0b5c7a7e-3d41-4f6e-9a2c-5d8e1f0a7b3c/';
+    values.set('authority', custom);
+    try {
+      const env = Object.fromEntries(
+        [...appSettings].map(([name, node]) => [name, evaluate(node)]),
+      );
+      expect(loadConfig(env).authority).toBe(custom);
+    } finally {
+      values.set('authority', '');
+    }
   });
 });
 
