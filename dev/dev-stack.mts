@@ -153,6 +153,9 @@ function prefixOutput(child: ChildProcess, label: string): void {
   }
 }
 
+/** Thrown by the start-up when a stop began during one of its steps, so it starts nothing more. */
+class StopRequested extends Error {}
+
 async function waitUntilHealthy(child: ChildProcess): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline && !stopping) {
@@ -165,6 +168,7 @@ async function waitUntilHealthy(child: ChildProcess): Promise<void> {
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
+  if (stopping) throw new StopRequested();
   throw new Error(`the app did not answer /health within ${READY_TIMEOUT_MS / 1000} s`);
 }
 
@@ -196,9 +200,6 @@ let appProcess: ChildProcess | undefined;
 // The start-up step under way: stopping waits for it, so a part that was starting is stopped too.
 let pendingStep: Promise<unknown> = Promise.resolve();
 let stopping = false;
-
-/** Thrown by the start-up when a stop began during one of its steps, so it starts nothing more. */
-class StopRequested extends Error {}
 
 /**
  * Runs a start-up step: `keep` records the started part before a stop that waits for the step
