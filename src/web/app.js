@@ -107,19 +107,17 @@ function showNotice(kind, message, action) {
   keepClearOfNotice(document.activeElement);
 }
 
-function clearNotice() {
-  notice.className = 'notice';
-  notice.replaceChildren();
-}
-
 /**
  * The notice sticks to the top of the window; if it now covers the control in use, scroll that
  * control down from under it, so both the message and the control are in view.
  */
 function keepClearOfNotice(element) {
-  if (!(element instanceof HTMLElement) || element === document.body) return;
-  const covered = notice.getBoundingClientRect().bottom - element.getBoundingClientRect().top;
-  if (notice.childElementCount > 0 && covered > 0) window.scrollBy(0, -(covered + 8));
+  if (!(element instanceof HTMLElement) || notice.childElementCount === 0) return;
+  const cover = notice.getBoundingClientRect();
+  const box = element.getBoundingClientRect();
+  if (box.top < cover.bottom && box.bottom > cover.top) {
+    window.scrollBy(0, box.top - cover.bottom - 8);
+  }
 }
 
 /** A description as quoted in a message: in quotes, shortened when long. */

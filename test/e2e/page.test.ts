@@ -333,6 +333,18 @@ describe.skipIf(skipBrowserTests)('the page when things go wrong, in Chromium', 
     expect(await editor.getAttribute('aria-invalid')).toBeNull();
     await editor.press('Enter');
     await statusSaying(page, 'Saved “Item 30, done right”');
+
+    // A control at the top of the window, where the notice sticks: a message about it scrolls it
+    // out from under the notice. (The keyboard, as a pointer could not reach it there.)
+    const deleteTen = page.getByRole('button', { name: 'Delete “Item 10”' });
+    await deleteTen.evaluate((button) => button.scrollIntoView({ block: 'start' }));
+    await setApiFault({ mode: 'status', status: 503, count: 1 });
+    await deleteTen.focus();
+    await page.keyboard.press('Enter');
+    await statusSaying(page, '“Item 10” was not deleted');
+    expect(await focused(page)).toBe('button Delete “Item 10”');
+    expect(await inViewport(page, '[role=status]')).toBe(true);
+    expect(await uncovered(page, 'li[data-id] .delete:focus')).toBe(true);
   });
 
   it('refuses a paste past 1,000 characters with a message instead of cutting it', async () => {
