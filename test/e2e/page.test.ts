@@ -466,11 +466,22 @@ describe.skipIf(skipBrowserTests)('the page when things go wrong, in Chromium', 
 
     await page.getByRole('heading', { name: 'Sign-in did not complete' }).waitFor();
     expect(await page.getByRole('link', { name: 'Sign in again' }).isVisible()).toBe(true);
-    const styles = await page.evaluate(() => ({
-      background: getComputedStyle(document.documentElement).backgroundColor,
-      card: getComputedStyle(document.querySelector('main')!).backgroundColor,
-    }));
-    expect(styles).toEqual({ background: 'rgb(245, 245, 244)', card: 'rgb(255, 255, 255)' });
+    // The app's stylesheet applies: its header bar and its button, on a phone and a desktop.
+    const looks = () =>
+      page.evaluate(() => ({
+        header: getComputedStyle(document.querySelector('header')!).borderBottomColor,
+        button: getComputedStyle(document.querySelector('a.button')!).backgroundColor,
+        font: getComputedStyle(document.body).fontFamily,
+      }));
+    const appLooks = {
+      header: 'rgb(200, 198, 196)',
+      button: 'rgb(15, 108, 189)',
+      font: expect.stringContaining('system-ui'),
+    };
+    expect(await looks()).toEqual(appLooks);
+    expect(await horizontalOverflow(page)).toBe(0);
+    await page.setViewportSize(DESKTOP);
+    expect(await looks()).toEqual(appLooks);
     expect(await horizontalOverflow(page)).toBe(0);
 
     const home = page.getByRole('link', { name: 'Back to the to-do list' });
