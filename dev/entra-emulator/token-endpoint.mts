@@ -9,8 +9,7 @@ import type { EmulatorUser, UserDirectory } from './users.mts';
 /**
  * Wraps oidc-provider's token endpoint, which does the OAuth work, with what is Entra's own:
  * - the injected faults, decided before anything is processed (a failed request leaves the code
- *   or refresh token as it was), so the form is read here and handed to oidc-provider as an
- *   already-read body (its selective_body.js takes `req.body`);
+ *   or refresh token as it was), so the form is read here and replayed to oidc-provider;
  * - tenant-wide consent: a refresh token is bound to user and client, not to scopes, and redeems
  *   for any scope of the API the tenant consented to (External ID has no user consent:
  *   https://learn.microsoft.com/entra/external-id/customers/how-to-register-ciam-app "Grant admin
@@ -57,7 +56,7 @@ export function entraTokenEndpoint(options: {
   return async (ctx, next) => {
     if (ctx.path !== path || ctx.method !== 'POST') return next();
     const text = await readBody(ctx.req);
-    (ctx.req as IncomingMessage & { body?: string }).body = text;
+    replayBody(ctx.req, Buffer.from(text, 'utf8'));
     const form = new URLSearchParams(text);
     const grantType = form.get('grant_type') ?? 'unknown';
     ctx.state.grantType = grantType;
@@ -252,6 +251,22 @@ export function entraError(
     error_uri: `https://login.microsoftonline.com/error?code=${code}`,
     ...(suberror !== undefined && { suberror }),
   };
+}
+
+/**
+ * Lets oidc-provider read a request body the emulator has read already, as a stream again
+ * (lib/shared/selective_body.js reads `req.readable` and `req.iterator()`); its fallback for a
+ * parsed `req.body` would print a warning meant for apps with a body parser in front.
+ */
+function replayBody(req: IncomingMessage, body: Buffer): void {
+  Object.defineProperty(req, 'readable', { value: true, configurable: true });
+  Object.defineProperty(req, 'iterator', {
+    configurable: true,
+    value: async function* replay() {
+      await Promise.resolve();
+      yield body;
+    },
+  });
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

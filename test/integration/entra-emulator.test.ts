@@ -596,6 +596,13 @@ describe('Entra External ID emulator', () => {
     expect(unregistered.status).toBe(200);
     expect(unregistered.headers.location).toBeUndefined();
     expect(unregistered.body).toContain('You signed out');
+
+    // Entra's rule: any registered redirect URI, and nothing else on the app's own origin either
+    // (https://learn.microsoft.com/entra/identity-platform/v2-protocols-oidc, sign-out request).
+    const redirectUriItself = await browser.send(logout(redirectUri));
+    expect(redirectUriItself.headers.location).toBe(redirectUri);
+    const sameOriginUnregistered = await browser.send(logout('https://app.example/elsewhere'));
+    expect(sameOriginUnregistered.headers.location).toBeUndefined();
   });
 
   it('offers its controls over HTTP to other processes', async () => {
