@@ -554,7 +554,7 @@ function sendProblem(res: ServerResponse, problem: Problem): void {
 }
 
 // A fetch for jose that trusts one more CA, without touching process-wide TLS settings.
-function fetchTrusting(caCertPem: string): FetchImplementation {
+export function fetchTrusting(caCertPem: string): FetchImplementation {
   const ca = [...rootCertificates, caCertPem];
   return (url, { signal }) =>
     new Promise<Response>((resolve, reject) => {

@@ -1,5 +1,5 @@
 import { AuthorityMetadataCache } from './authority-metadata';
-import { getConfig, type AppConfig } from './config';
+import { getConfig, type AppConfig, type DownstreamApi } from './config';
 import { KeyRing } from './key-ring';
 import { L1TokenCache } from './l1-token-cache';
 import { SessionStore, type RememberedSession } from './session-store';
@@ -30,6 +30,9 @@ export function createAppServices(config: AppConfig, logger: Logger = consoleLog
     createTableClient(config.tokenCache.connection, config.tokenCache.tableName),
   );
   const authorityMetadata = new AuthorityMetadataCache(config.authority);
+  // Sign-in asks for the first API's read scopes; consent is tenant-wide, so the refresh token
+  // then serves every scope of every configured API.
+  const [firstApi] = config.downstreamApis as [DownstreamApi, ...DownstreamApi[]];
   // One L1 for sessions and tokens, so a steady call is served from memory with one bound.
   const l1 = new L1TokenCache<RememberedSession>();
   const tokenService = new TokenService({
@@ -37,8 +40,8 @@ export function createAppServices(config: AppConfig, logger: Logger = consoleLog
     clientSecret: config.clientSecret,
     metadata: authorityMetadata,
     store: new TokenCacheStore(tokenTable, new KeyRing(config.tokenCache.keys)),
-    // A hung IdP is answered within the proxy's own timeout, while other users are served.
-    idpTimeoutMs: config.todoList.timeoutMs,
+    // A hung IdP is answered within the first API's timeout, while other users are served.
+    idpTimeoutMs: firstApi.timeoutMs,
     logger,
     l1,
   });
@@ -47,7 +50,7 @@ export function createAppServices(config: AppConfig, logger: Logger = consoleLog
   const signInFlow = new SignInFlow(
     {
       redirectUri: config.redirectUri,
-      scope: config.todoList.readScope,
+      scopes: firstApi.readScopes,
     },
     tokenService,
     sessions,

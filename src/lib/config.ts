@@ -17,6 +17,7 @@ export const SETTING_NAMES = [
   'TODOLIST_READ',
   'TODOLIST_READWRITE',
   'TODOLIST_TIMEOUT_MS',
+  'DOWNSTREAM_APIS',
   'TOKEN_CACHE_STORAGE',
   'TOKEN_CACHE_STORAGE__tableServiceUri',
   'TOKEN_CACHE_STORAGE__clientId',
@@ -32,6 +33,17 @@ export const SETTING_NAMES = [
 ] as const;
 
 export type SettingName = (typeof SETTING_NAMES)[number];
+
+/** The settings of one API listed in `DOWNSTREAM_APIS`, `<NAME>` being its name as `apiSettingPrefix` spells it. */
+export type DownstreamApiSettingName =
+  `DOWNSTREAM_API_${string}_${'URL' | 'READ_SCOPES' | 'WRITE_SCOPES' | 'TIMEOUT_MS'}`;
+
+type AnySettingName = SettingName | DownstreamApiSettingName;
+
+/** `orders-v2` → `DOWNSTREAM_API_ORDERS_V2_`: settings names cannot hold `-`. */
+export function apiSettingPrefix(name: string): string {
+  return `DOWNSTREAM_API_${name.toUpperCase().replaceAll('-', '_')}_`;
+}
 export type Environment = Readonly<Record<string, string | undefined>>;
 
 /** Where the token table lives: a connection string, or a service URI reached with a managed identity. */
@@ -49,6 +61,19 @@ export interface TelemetrySettings {
   readonly managedIdentity?: { readonly clientId?: string };
 }
 
+/** One API the proxy serves under `/api/<name>`; its calls go to `url` and nowhere else. */
+export interface DownstreamApi {
+  /** `[a-z][a-z0-9-]{0,31}`: the path segment after `/api/`. */
+  readonly name: string;
+  /** The base URL without a trailing slash. */
+  readonly url: string;
+  /** Full scopes of one resource (`api://<id>/<scope>`) for GET and HEAD. */
+  readonly readScopes: readonly string[];
+  /** Full scopes of that same resource for POST, PUT, PATCH and DELETE. */
+  readonly writeScopes: readonly string[];
+  readonly timeoutMs: number;
+}
+
 export interface AppConfig {
   /** The authority MSAL talks to, always ending in `/`. */
   readonly authority: string;
@@ -58,12 +83,11 @@ export interface AppConfig {
   readonly postLogoutRedirectUri: string;
   /** The origin the page is served from, taken from `REDIRECT_URI`: the only origin allowed to call the API routes. */
   readonly appOrigin: string;
-  readonly todoList: {
-    readonly endpoint: string;
-    readonly readScope: string;
-    readonly readWriteScope: string;
-    readonly timeoutMs: number;
-  };
+  /**
+   * The APIs in `DOWNSTREAM_APIS` order, at least one. The first one's scopes are asked for at
+   * sign-in; `todos` keeps the ToDoList contract of `/api/todos`.
+   */
+  readonly downstreamApis: readonly DownstreamApi[];
   readonly tokenCache: {
     readonly connection: TableStorageConnection;
     readonly tableName: string;
@@ -122,9 +146,9 @@ class SettingsReader {
   }
 
   /** Settings still holding a `<...>` placeholder of local.settings.sample.json. */
-  readonly placeholders = new Set<SettingName>();
+  readonly placeholders = new Set<AnySettingName>();
 
-  optional(name: SettingName): string | undefined {
+  optional(name: AnySettingName): string | undefined {
     const value = this.env[name]?.trim();
     if (value === undefined || value === '') return undefined;
     if (PLACEHOLDER.test(value)) {
@@ -140,7 +164,7 @@ class SettingsReader {
     return value;
   }
 
-  required(name: SettingName): string {
+  required(name: AnySettingName): string {
     const value = this.optional(name);
     if (value === undefined) {
       if (!this.placeholders.has(name)) this.problems.push(`${name} is missing`);
@@ -149,7 +173,7 @@ class SettingsReader {
     return value;
   }
 
-  problem(name: SettingName, message: string): void {
+  problem(name: AnySettingName, message: string): void {
     this.problems.push(`${name} ${message}`);
   }
 
@@ -157,7 +181,7 @@ class SettingsReader {
    * An absolute URL. `https` is required except on loopback hosts, where the local development
    * stack serves plain `http`.
    */
-  url(name: SettingName, value: string | undefined): string {
+  url(name: AnySettingName, value: string | undefined): string {
     if (value === undefined || value === '') return '';
     let url: URL;
     try {
@@ -181,7 +205,7 @@ class SettingsReader {
     return '';
   }
 
-  integer(name: SettingName, fallback: number, min: number, max: number): number {
+  integer(name: AnySettingName, fallback: number, min: number, max: number): number {
     const value = this.optional(name);
     if (value === undefined) return fallback;
     const parsed = /^\d+$/.test(value) ? Number(value) : Number.NaN;
@@ -192,7 +216,7 @@ class SettingsReader {
     return parsed;
   }
 
-  scope(name: SettingName): string {
+  scope(name: AnySettingName): string {
     const value = this.required(name);
     if (value !== '' && /\s/.test(value)) {
       this.problem(name, 'must be one scope string without spaces');
@@ -200,8 +224,17 @@ class SettingsReader {
     return value;
   }
 
+  /** Space-separated scopes; the value was already found (not missing). */
+  scopeList(name: AnySettingName, value: string): string[] {
+    const scopes = value.split(/\s+/).filter((scope) => scope !== '');
+    if (scopes.some((scope) => /[\p{Cc}"]/u.test(scope))) {
+      this.problem(name, 'must be space-separated scopes without control characters or quotes');
+    }
+    return scopes;
+  }
+
   /** Comma-separated base64 keys of exactly 32 bytes each; the values never appear in messages. */
-  keys(name: SettingName): Buffer[] {
+  keys(name: AnySettingName): Buffer[] {
     const value = this.required(name);
     if (value === '') return [];
     const parts = value.split(',').map((part) => part.trim());
@@ -328,6 +361,93 @@ function readTelemetry(settings: SettingsReader): TelemetrySettings | undefined 
   };
 }
 
+const API_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+const DEFAULT_API_TIMEOUT_MS = 10_000;
+
+/** The resource a full scope belongs to (`api://id/Read` → `api://id`): one token serves one resource. */
+function resourceOf(scope: string): string {
+  const slash = scope.lastIndexOf('/');
+  return slash === -1 ? '' : scope.slice(0, slash);
+}
+
+/**
+ * `todos` may come from the tutorial's settings instead; `DOWNSTREAM_API_TODOS_*` wins where both
+ * are set. Each returns the setting's value and the name to blame in a message.
+ */
+const TUTORIAL_SETTINGS = {
+  URL: 'TODOLIST_ENDPOINT',
+  READ_SCOPES: 'TODOLIST_READ',
+  WRITE_SCOPES: 'TODOLIST_READWRITE',
+  TIMEOUT_MS: 'TODOLIST_TIMEOUT_MS',
+} as const satisfies Record<string, SettingName>;
+
+function readDownstreamApi(settings: SettingsReader, name: string): DownstreamApi {
+  const prefix = apiSettingPrefix(name);
+  const pick = (field: keyof typeof TUTORIAL_SETTINGS): [AnySettingName, string | undefined] => {
+    const own = `${prefix}${field}` as DownstreamApiSettingName;
+    const value = settings.optional(own);
+    if (value !== undefined || name !== 'todos') return [own, value];
+    const tutorial = TUTORIAL_SETTINGS[field];
+    return [tutorial, settings.optional(tutorial)];
+  };
+  const missing = (field: keyof typeof TUTORIAL_SETTINGS, setting: AnySettingName): void => {
+    if (settings.placeholders.has(setting)) return;
+    const alternative = name === 'todos' ? ` (or ${TUTORIAL_SETTINGS[field]})` : '';
+    settings.problems.push(`${prefix}${field}${alternative} is missing`);
+  };
+
+  const [urlSetting, urlValue] = pick('URL');
+  if (urlValue === undefined) missing('URL', urlSetting);
+  const url = settings.url(urlSetting, urlValue);
+
+  const scopesOf = (field: 'READ_SCOPES' | 'WRITE_SCOPES'): string[] => {
+    const [setting, value] = pick(field);
+    if (value === undefined) {
+      missing(field, setting);
+      return [];
+    }
+    // The tutorial's settings hold one scope each; a space there is a mistake, not a list.
+    if (setting === 'TODOLIST_READ' || setting === 'TODOLIST_READWRITE') {
+      return [settings.scope(setting)];
+    }
+    return settings.scopeList(setting, value);
+  };
+  const readScopes = scopesOf('READ_SCOPES');
+  const writeScopes = scopesOf('WRITE_SCOPES');
+  // A scope already refused for holding spaces is not judged again here.
+  const resources = new Set(
+    [...readScopes, ...writeScopes].filter((scope) => !/\s/.test(scope)).map(resourceOf),
+  );
+  if (resources.size > 1) {
+    settings.problems.push(
+      `${prefix}READ_SCOPES and ${prefix}WRITE_SCOPES must all be scopes of one API (one token per API), got ${[...resources].map((resource) => `"${resource}"`).join(', ')}`,
+    );
+  }
+  const [timeoutSetting] = pick('TIMEOUT_MS');
+  const timeoutMs = settings.integer(timeoutSetting, DEFAULT_API_TIMEOUT_MS, 100, 120_000);
+  return { name, url: url.replace(/\/+$/, ''), readScopes, writeScopes, timeoutMs };
+}
+
+/** `DOWNSTREAM_APIS` (unset: `todos`) and each listed API's settings. */
+function readDownstreamApis(settings: SettingsReader): DownstreamApi[] {
+  const list = settings.optional('DOWNSTREAM_APIS') ?? 'todos';
+  const names = list.split(',').map((name) => name.trim());
+  const valid: string[] = [];
+  for (const name of names) {
+    if (!API_NAME.test(name)) {
+      settings.problem(
+        'DOWNSTREAM_APIS',
+        `must be comma-separated names of 1 to 32 lower-case letters, digits or "-" starting with a letter, got "${name}"`,
+      );
+    } else if (valid.includes(name)) {
+      settings.problem('DOWNSTREAM_APIS', `names "${name}" twice`);
+    } else {
+      valid.push(name);
+    }
+  }
+  return valid.map((name) => readDownstreamApi(settings, name));
+}
+
 /** Validates every setting and returns the config, or throws one `ConfigError` listing all problems. */
 export function loadConfig(env: Environment): AppConfig {
   const settings = new SettingsReader(env);
@@ -339,10 +459,7 @@ export function loadConfig(env: Environment): AppConfig {
     'POST_LOGOUT_REDIRECT_URI',
     settings.required('POST_LOGOUT_REDIRECT_URI'),
   );
-  const endpoint = settings.url('TODOLIST_ENDPOINT', settings.required('TODOLIST_ENDPOINT'));
-  const readScope = settings.scope('TODOLIST_READ');
-  const readWriteScope = settings.scope('TODOLIST_READWRITE');
-  const timeoutMs = settings.integer('TODOLIST_TIMEOUT_MS', 10_000, 100, 120_000);
+  const downstreamApis = readDownstreamApis(settings);
   const connection = readTableConnection(settings);
   const tableName = readTableName(settings);
   const tokenCacheKeys = settings.keys('TOKEN_CACHE_KEYS');
@@ -376,7 +493,7 @@ export function loadConfig(env: Environment): AppConfig {
     redirectUri,
     postLogoutRedirectUri,
     appOrigin: new URL(redirectUri).origin,
-    todoList: { endpoint: endpoint.replace(/\/+$/, ''), readScope, readWriteScope, timeoutMs },
+    downstreamApis,
     tokenCache: { connection, tableName, keys: tokenCacheKeys, retentionDays },
     session: { keys: sessionKeys, idleMinutes, absoluteHours, recheckSeconds },
     ...(telemetry === undefined ? {} : { telemetry }),

@@ -32,11 +32,11 @@ const OIDC_SCOPES = ['openid', 'profile', 'offline_access'];
 export interface SignInSettings {
   readonly redirectUri: string;
   /**
-   * The API scope a sign-in asks for. Consent is tenant-wide in External ID (an administrator
+   * The API scopes a sign-in asks for (the first configured API's read scopes). Consent is tenant-wide in External ID (an administrator
    * grants the app's API permissions), so the refresh token this sign-in gets redeems for every
    * scope of the API later: no sign-in asks for more.
    */
-  readonly scope: string;
+  readonly scopes: readonly string[];
 }
 
 /** Why a callback cannot complete a sign-in; each is answered with a "sign in again" page, no session. */
@@ -166,7 +166,7 @@ export class SignInFlow {
     const state: SignInState = {
       k: secret,
       r: safeReturnTo(returnTo),
-      c: [...OIDC_SCOPES, this.settings.scope],
+      c: [...OIDC_SCOPES, ...this.settings.scopes],
       t: this.now(),
     };
     const stateValue = derive(secret, 'state');

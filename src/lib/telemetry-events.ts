@@ -6,7 +6,7 @@ import type { SignInFailure } from './sign-in-flow';
 /** Every event line starts with this, so one query finds them all (docs/deploy.md, "Telemetry"). */
 export const EVENT_PREFIX = 'bff.event';
 
-export type Dependency = 'token_store' | 'identity_provider' | 'todo_list_api';
+export type Dependency = 'token_store' | 'identity_provider' | 'todo_list_api' | 'downstream_api';
 
 /**
  * What an operator watches for. Fields are fixed vocabularies and flags only: never a token, code,
@@ -27,6 +27,8 @@ export type AppEvent =
   | {
       readonly event: 'DependencyFailed';
       readonly dependency: Dependency;
+      /** Which configured API (a name from DOWNSTREAM_APIS), for `downstream_api`. */
+      readonly api?: string;
       /** The error's class name. */
       readonly error: string;
       /** The IdP's OAuth error code (`invalid_client`, …), when it refused the app. */

@@ -5,7 +5,7 @@ import type {
   HttpResponseInit,
   InvocationContext,
 } from '@azure/functions';
-import type { AppConfig } from './config';
+import type { AppConfig, DownstreamApi } from './config';
 import { expiredCookie, readCookie, SESSION_COOKIE } from './cookies';
 import { dependencyFailure } from './dependency-errors';
 import {
@@ -39,7 +39,7 @@ export interface TodoProxyServices {
 const PAGE = '/';
 const PUBLIC_COLLECTION = '/api/todos';
 
-function signInRequired(detail: string, clearSessionCookie: boolean): HttpResponseInit {
+export function signInRequired(detail: string, clearSessionCookie: boolean): HttpResponseInit {
   return {
     ...problemResponse({
       status: 401,
@@ -61,7 +61,7 @@ function parsesAsJson(text: string): boolean {
 }
 
 // A number of seconds or an HTTP date (RFC 9110 §10.2.3); anything else is not passed on.
-function safeRetryAfter(value: string | undefined): string | undefined {
+export function safeRetryAfter(value: string | undefined): string | undefined {
   if (value === undefined || value.length > 64) return undefined;
   return /^\d{1,9}$/.test(value) || !Number.isNaN(Date.parse(value)) ? value : undefined;
 }
@@ -134,17 +134,17 @@ function relay(upstream: TodoListResponse, client: TodoListClient): HttpResponse
  */
 export function createTodoProxyHandler(
   services: TodoProxyServices,
-  client = new TodoListClient(services.config.todoList),
+  api: DownstreamApi,
+  client = new TodoListClient({ endpoint: api.url, timeoutMs: api.timeoutMs }),
 ): HttpHandler {
   const { config, tokenService, sessions } = services;
 
   async function forward(call: TodoCall, session: Session): Promise<TodoListResponse> {
-    const scope =
-      call.method === 'GET' ? config.todoList.readScope : config.todoList.readWriteScope;
+    const scopes = call.method === 'GET' ? api.readScopes : api.writeScopes;
     const send = async (forceRefresh: boolean) => {
       // The row read with the session serves the first attempt; a retry reads it afresh, as the
       // first attempt may have written it.
-      const token = await tokenService.acquireToken(session.homeAccountId, [scope], {
+      const token = await tokenService.acquireToken(session.homeAccountId, [...scopes], {
         forceRefresh,
         ...(forceRefresh ? {} : { tokenCacheRow: session.tokenCacheRow }),
       });

@@ -39,14 +39,14 @@ function refuse(
 }
 
 /**
- * The method and id of a request to `/api/todos/{*id}`. The id comes from the route value, which
+ * The method and id of a request to `/api/todos/{*path}`. The id comes from the route value, which
  * the host has already percent-decoded except `%2F`; anything outside the id alphabet is refused
  * here, so it never becomes a path segment of the upstream URL.
  */
 function parseTodoTarget(
   request: HttpRequest,
 ): Parsed<{ method: TodoMethod; id: string | undefined }> {
-  const raw = request.params.id;
+  const raw = request.params.path;
   const id = raw === undefined || raw === '' ? undefined : raw;
   const allowed: readonly string[] = id === undefined ? COLLECTION_METHODS : ITEM_METHODS;
   if (!allowed.includes(request.method)) {

@@ -32,17 +32,136 @@ function problemsOf(env: Environment): readonly string[] {
   throw new Error('expected a ConfigError');
 }
 
+const TUTORIAL_TODOS = {
+  TODOLIST_ENDPOINT: undefined,
+  TODOLIST_READ: undefined,
+  TODOLIST_READWRITE: undefined,
+} as const;
+
+describe('loadConfig: DOWNSTREAM_APIS', () => {
+  it('reads every listed API in order, with its scopes, URL and timeout', () => {
+    const config = loadConfig(
+      validEnv({
+        ...TUTORIAL_TODOS,
+        DOWNSTREAM_APIS: 'orders, todos,billing-v2',
+        DOWNSTREAM_API_ORDERS_URL: 'https://orders.example/v1/',
+        DOWNSTREAM_API_ORDERS_READ_SCOPES: 'api://orders/Orders.Read  api://orders/Orders.List',
+        DOWNSTREAM_API_ORDERS_WRITE_SCOPES: 'api://orders/Orders.Write',
+        DOWNSTREAM_API_ORDERS_TIMEOUT_MS: '2500',
+        DOWNSTREAM_API_TODOS_URL: 'http://127.0.0.1:7072/api/todolist',
+        DOWNSTREAM_API_TODOS_READ_SCOPES: 'api://todo-api/ToDoList.Read',
+        DOWNSTREAM_API_TODOS_WRITE_SCOPES: 'api://todo-api/ToDoList.ReadWrite',
+        DOWNSTREAM_API_BILLING_V2_URL: 'http://[::1]:9000',
+        DOWNSTREAM_API_BILLING_V2_READ_SCOPES: 'api://billing/Read',
+        DOWNSTREAM_API_BILLING_V2_WRITE_SCOPES: 'api://billing/Write',
+      }),
+    );
+    expect(config.downstreamApis).toEqual([
+      {
+        name: 'orders',
+        url: 'https://orders.example/v1',
+        readScopes: ['api://orders/Orders.Read', 'api://orders/Orders.List'],
+        writeScopes: ['api://orders/Orders.Write'],
+        timeoutMs: 2500,
+      },
+      {
+        name: 'todos',
+        url: 'http://127.0.0.1:7072/api/todolist',
+        readScopes: ['api://todo-api/ToDoList.Read'],
+        writeScopes: ['api://todo-api/ToDoList.ReadWrite'],
+        timeoutMs: 10_000,
+      },
+      {
+        name: 'billing-v2',
+        url: 'http://[::1]:9000',
+        readScopes: ['api://billing/Read'],
+        writeScopes: ['api://billing/Write'],
+        timeoutMs: 10_000,
+      },
+    ]);
+  });
+
+  it('lets DOWNSTREAM_API_TODOS_* win over the tutorial settings, and TODOLIST_TIMEOUT_MS serve todos', () => {
+    const config = loadConfig(
+      validEnv({
+        DOWNSTREAM_API_TODOS_URL: 'https://todos.example/api',
+        TODOLIST_TIMEOUT_MS: '700',
+      }),
+    );
+    expect(config.downstreamApis[0]).toMatchObject({
+      name: 'todos',
+      url: 'https://todos.example/api',
+      readScopes: ['api://todo-api/ToDoList.Read'],
+      timeoutMs: 700,
+    });
+  });
+
+  it('stops start-up naming every missing setting of every listed API, with the other problems', () => {
+    const problems = problemsOf(
+      validEnv({ ...TUTORIAL_TODOS, CLIENT_ID: undefined, DOWNSTREAM_APIS: 'todos,orders' }),
+    );
+    expect(problems).toEqual([
+      'CLIENT_ID is missing',
+      'DOWNSTREAM_API_TODOS_URL (or TODOLIST_ENDPOINT) is missing',
+      'DOWNSTREAM_API_TODOS_READ_SCOPES (or TODOLIST_READ) is missing',
+      'DOWNSTREAM_API_TODOS_WRITE_SCOPES (or TODOLIST_READWRITE) is missing',
+      'DOWNSTREAM_API_ORDERS_URL is missing',
+      'DOWNSTREAM_API_ORDERS_READ_SCOPES is missing',
+      'DOWNSTREAM_API_ORDERS_WRITE_SCOPES is missing',
+    ]);
+  });
+
+  it.each([
+    ['Orders', 'must be comma-separated names'],
+    ['9lives', 'must be comma-separated names'],
+    ['a'.repeat(33), 'must be comma-separated names'],
+    ['todos,,orders', 'must be comma-separated names'],
+    ['todos,todos', 'names "todos" twice'],
+    ['orders_v2', 'must be comma-separated names'],
+  ])('refuses DOWNSTREAM_APIS=%s', (list, message) => {
+    const problems = problemsOf(validEnv({ DOWNSTREAM_APIS: list }));
+    expect(
+      problems.some(
+        (problem) => problem.startsWith('DOWNSTREAM_APIS') && problem.includes(message),
+      ),
+    ).toBe(true);
+  });
+
+  it('refuses a plain-http URL off loopback, credentials in it, and scopes of two resources in one API', () => {
+    const problems = problemsOf(
+      validEnv({
+        DOWNSTREAM_APIS: 'todos,orders',
+        DOWNSTREAM_API_ORDERS_URL: 'http://orders.example/v1',
+        DOWNSTREAM_API_ORDERS_READ_SCOPES: 'api://orders/Read',
+        DOWNSTREAM_API_ORDERS_WRITE_SCOPES: 'api://todo-api/ToDoList.ReadWrite',
+        DOWNSTREAM_API_ORDERS_TIMEOUT_MS: '50',
+      }),
+    );
+    expect(problems).toEqual([
+      'DOWNSTREAM_API_ORDERS_URL must use https (http is allowed only for localhost)',
+      'DOWNSTREAM_API_ORDERS_READ_SCOPES and DOWNSTREAM_API_ORDERS_WRITE_SCOPES must all be scopes of one API (one token per API), got "api://orders", "api://todo-api"',
+      'DOWNSTREAM_API_ORDERS_TIMEOUT_MS must be a whole number from 100 to 120000, got "50"',
+    ]);
+    expect(
+      problemsOf(validEnv({ DOWNSTREAM_API_TODOS_URL: 'https://user:pw@todos.example/' })),
+    ).toEqual(['DOWNSTREAM_API_TODOS_URL must not contain credentials']);
+  });
+});
+
 describe('loadConfig', () => {
   it('reads a complete local configuration with defaults', () => {
     const config = loadConfig(validEnv());
     expect(config.authority).toBe('https://127.0.0.1:7443/tenant-id/');
     expect(config.appOrigin).toBe('http://localhost:7071');
-    expect(config.todoList).toEqual({
-      endpoint: 'http://127.0.0.1:7072/api/todolist',
-      readScope: 'api://todo-api/ToDoList.Read',
-      readWriteScope: 'api://todo-api/ToDoList.ReadWrite',
-      timeoutMs: 10_000,
-    });
+    expect(config.downstreamApis).toEqual([
+      {
+        name: 'todos',
+        url: 'http://127.0.0.1:7072/api/todolist',
+        readScopes: ['api://todo-api/ToDoList.Read'],
+        writeScopes: ['api://todo-api/ToDoList.ReadWrite'],
+        timeoutMs: 10_000,
+      },
+    ]);
     expect(config.tokenCache.tableName).toBe('tokencache');
     expect(config.tokenCache.retentionDays).toBe(90);
     expect(config.tokenCache.connection).toEqual({
@@ -124,9 +243,9 @@ describe('loadConfig', () => {
       'CLIENT_SECRET is missing',
       'REDIRECT_URI is missing',
       'POST_LOGOUT_REDIRECT_URI is missing',
-      'TODOLIST_ENDPOINT is missing',
-      'TODOLIST_READ is missing',
-      'TODOLIST_READWRITE is missing',
+      'DOWNSTREAM_API_TODOS_URL (or TODOLIST_ENDPOINT) is missing',
+      'DOWNSTREAM_API_TODOS_READ_SCOPES (or TODOLIST_READ) is missing',
+      'DOWNSTREAM_API_TODOS_WRITE_SCOPES (or TODOLIST_READWRITE) is missing',
       'TOKEN_CACHE_STORAGE or TOKEN_CACHE_STORAGE__tableServiceUri is missing',
       'TOKEN_CACHE_KEYS is missing',
       'SESSION_KEYS is missing',

@@ -19,7 +19,7 @@ import type { TokenService } from '../../src/lib/token-service.ts';
 
 const settings = {
   redirectUri: 'http://localhost:7071/auth/redirect',
-  scope: 'api://x/ToDoList.Read',
+  scopes: ['api://x/ToDoList.Read'],
 };
 
 function flowAt(clock: { now: number }, redemptionFailure?: Error) {
@@ -92,8 +92,8 @@ describe('SignInFlow', () => {
     await flow.start('/');
     await flow.start('/todos');
     expect(asked.map((request) => request.scopes)).toEqual([
-      ['openid', 'profile', 'offline_access', settings.scope],
-      ['openid', 'profile', 'offline_access', settings.scope],
+      ['openid', 'profile', 'offline_access', ...settings.scopes],
+      ['openid', 'profile', 'offline_access', ...settings.scopes],
     ]);
   });
 

@@ -39,11 +39,14 @@ function proxy(acquireToken = () => Promise.resolve({ accessToken: 'at', expires
     TOKEN_CACHE_KEYS: Buffer.alloc(32, 1).toString('base64'),
     SESSION_KEYS: Buffer.alloc(32, 2).toString('base64'),
   });
-  return createTodoProxyHandler({
-    config,
-    tokenService: { acquireToken },
-    sessions: { resolve: () => Promise.resolve(session), delete: () => Promise.resolve() },
-  });
+  return createTodoProxyHandler(
+    {
+      config,
+      tokenService: { acquireToken },
+      sessions: { resolve: () => Promise.resolve(session), delete: () => Promise.resolve() },
+    },
+    config.downstreamApis[0]!,
+  );
 }
 
 async function call(

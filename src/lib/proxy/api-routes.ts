@@ -1,0 +1,58 @@
+import type { HttpHandler } from '@azure/functions';
+import type { DownstreamApi } from '../config';
+import { problemResponse } from '../problem-response';
+import { hasCsrfHeader, isSameOriginRequest } from '../request-checks';
+import { createTodoProxyHandler, type TodoProxyServices } from '../todo-proxy';
+import { createApiProxyHandler } from './api-proxy';
+
+/** Every method either handler answers (405 with `Allow` for the ones it does not take). */
+export const API_ROUTE_METHODS = [
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+] as const;
+
+/**
+ * The one handler of `/api/{name}/{*path}`. One registration serves every API, `todos` too: the
+ * Functions host tries routes in ordinal order of function names and takes the first match, so a
+ * separate `api/todos/...` registration beside `api/{name}/...` would depend on how the functions
+ * are named. `todos` keeps the ToDoList contract of `/api/todos` (ids, JSON bodies); every other
+ * configured name gets the general proxy; any other name is 404 before any session or token work.
+ */
+export function createApiRoutesHandler(
+  services: TodoProxyServices & {
+    readonly config: { readonly downstreamApis: readonly DownstreamApi[] };
+  },
+): HttpHandler {
+  const handlers = new Map(
+    services.config.downstreamApis.map((api) => [
+      api.name,
+      api.name === 'todos'
+        ? createTodoProxyHandler(services, api)
+        : createApiProxyHandler(services, api),
+    ]),
+  );
+  return async (request, context) => {
+    if (!hasCsrfHeader(request) || !isSameOriginRequest(request, services.config.appOrigin)) {
+      return problemResponse({
+        status: 403,
+        title: 'Forbidden',
+        detail: 'API calls must come from this app’s page with the X-CSRF: 1 header.',
+      });
+    }
+    // Route values match case-insensitively in the host; API names are lower-case.
+    const handler = handlers.get((request.params.name ?? '').toLowerCase());
+    if (handler === undefined) {
+      return problemResponse({
+        status: 404,
+        title: 'Not found',
+        detail: 'No API of that name is configured.',
+      });
+    }
+    return handler(request, context);
+  };
+}
