@@ -171,15 +171,19 @@ async function whileBusy(control, action) {
   }
 }
 
-/** What is wrong with a description, or undefined; the same rules as the ToDoList API's. */
-function descriptionProblem(description) {
-  if (description.trim() === '') return 'A to-do cannot be empty.';
+/** What is wrong with a description's length, or undefined. */
+function lengthProblem(description) {
   const over = description.length - MAX_DESCRIPTION_LENGTH;
   if (over <= 0) return undefined;
   return (
     `This is ${numbers.format(over)} character${over === 1 ? '' : 's'} too long: ` +
     `a to-do can have at most ${numbers.format(MAX_DESCRIPTION_LENGTH)}.`
   );
+}
+
+/** What is wrong with a description, or undefined; the same rules as the ToDoList API's. */
+function descriptionProblem(description) {
+  return description.trim() === '' ? 'A to-do cannot be empty.' : lengthProblem(description);
 }
 
 /** Marks an input as invalid with `problem` (its aria-describedby text), or clears the mark. */
@@ -201,10 +205,7 @@ function setFieldProblem(input, problem) {
  * error until it is submitted. Nothing is cut: a paste past the limit stays, marked, to be edited.
  */
 function watchLength(input) {
-  input.addEventListener('input', () => {
-    const problem = descriptionProblem(input.value);
-    setFieldProblem(input, problem?.startsWith('A to-do cannot be empty') ? undefined : problem);
-  });
+  input.addEventListener('input', () => setFieldProblem(input, lengthProblem(input.value)));
 }
 
 /** The problem with a description about to be sent, shown at the input, which gets focus. */
