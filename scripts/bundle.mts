@@ -34,6 +34,11 @@ await build({
   target: 'node22',
   format: 'cjs',
   outfile,
+  // Whitespace and syntax only, names kept: the host parses a third less and loads it faster
+  // (docs/performance.md); the linked map gives stack traces their lines back
+  // (node --enable-source-maps).
+  minifyWhitespace: true,
+  minifySyntax: true,
   sourcemap: 'linked',
   external: [
     '@azure/functions-core',

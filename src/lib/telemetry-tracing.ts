@@ -26,7 +26,7 @@ export type TraceBinder = (
 
 /**
  * Exports spans of the app's outgoing calls to Application Insights: Table Storage and the ToDoList
- * API (node:http, via the Azure SDK and axios) and the IdP (fetch, via MSAL). The host already
+ * API (node:http, via the Azure SDK and the API client) and the IdP (fetch, via MSAL). The host already
  * records each request, so incoming HTTP is not instrumented.
  */
 export function startTracing(settings: TelemetrySettings): TraceBinder {

@@ -156,4 +156,22 @@ describe('TodoListClient', () => {
     await expect(writer.send(create)).rejects.toBeInstanceOf(TodoListUnreachableError);
     expect(post.requests).toHaveLength(2);
   });
+
+  it('refuses an answer over 1 MiB instead of buffering it', async () => {
+    const api = await serve((_request, response) => {
+      response.writeHead(200, { 'Content-Type': 'application/json' });
+      response.end(Buffer.alloc(1024 * 1024 + 1, 0x20));
+    });
+    const client = new TodoListClient({ endpoint: `${api.origin}/api/todolist`, timeoutMs: 2000 });
+    await expect(client.send(request)).rejects.toBeInstanceOf(TodoListUnreachableError);
+    const fits = await serve((_request, response) => {
+      response.writeHead(200, { 'Content-Type': 'application/json' });
+      response.end(Buffer.alloc(1024 * 1024, 0x20));
+    });
+    const fitting = new TodoListClient({
+      endpoint: `${fits.origin}/api/todolist`,
+      timeoutMs: 2000,
+    });
+    expect((await fitting.send(request)).body.length).toBe(1024 * 1024);
+  });
 });
