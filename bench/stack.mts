@@ -115,7 +115,9 @@ export function readRss(pid: number): number {
 
 /**
  * Spawns the built app on the local host (as `npm run start:local` does) with its output in a log
- * file, and resolves once /health answers 200. Times spawn → first answered request.
+ * file, and resolves once /health answers 200. Times spawn → first answered request. The floors
+ * of the overhead phase start the same way: another function app on the local host (`cwd`), or
+ * another script.
  */
 export async function spawnApp(options: {
   name: string;
@@ -125,13 +127,20 @@ export async function spawnApp(options: {
   timeoutMs?: number;
   /** Start with the inspector on a random loopback port, e.g. to read the live heap. */
   inspect?: boolean;
+  /** The function app the local host serves (its folder); default: this app. */
+  cwd?: string;
+  /** What to run instead of the local host. */
+  script?: string;
+  /** The path that answers 200 once it is ready; default /health. */
+  readyPath?: string;
 }): Promise<AppInstance> {
   const logFile = path.join(logDirectory(), `${options.name}.log`);
   const fd = openSync(logFile, 'a');
   const started = performance.now();
   const nodeArgs = options.inspect ? ['--inspect=127.0.0.1:0'] : [];
-  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dev/local-host/cli.mts')], {
-    cwd: ROOT,
+  const script = options.script ?? path.join(ROOT, 'dev/local-host/cli.mts');
+  const child = spawn(process.execPath, [...nodeArgs, script], {
+    cwd: options.cwd ?? ROOT,
     env: { ...process.env, ...options.env, PORT: String(options.port), HOST: '127.0.0.1' },
     stdio: ['ignore', fd, fd],
   });
@@ -158,7 +167,7 @@ export async function spawnApp(options: {
   };
 
   const deadline = started + (options.timeoutMs ?? 30_000);
-  const health = `http://127.0.0.1:${options.port}/health`;
+  const health = `http://127.0.0.1:${options.port}${options.readyPath ?? '/health'}`;
   for (;;) {
     if (child.exitCode !== null) {
       throw new Error(`app ${options.name} exited with ${child.exitCode}:\n${logTail()}`);

@@ -1,6 +1,9 @@
-// 1. Proxy overhead: GET /api/todos through an app process against the same call straight to the
-// sample API with the same user's valid access token, sequential, interleaved pair by pair so that
-// drift (GC, the other core's load) falls on both sides alike.
+// 1. Proxy overhead: GET /api/todos through an app process, through the floor function (a trivial
+// function on the same local host that forwards with a fixed token) and through the floor proxy (a
+// plain node:http proxy with a fixed token), each against the same call straight to the sample API
+// with the same user's valid access token. Sequential, four requests a round, the order rotating
+// every round, so that drift (GC, the other core's load, other jobs) falls on every side alike and
+// the ratios hold whatever else the machine does.
 import { HttpClient, type Answer } from '../http.mts';
 import { getTodos, type SignedInUser } from '../load.mts';
 import type { AppInstance } from '../stack.mts';
@@ -11,14 +14,31 @@ export interface OverheadResult {
   readonly warmup: number;
   readonly directMs: Summary;
   readonly proxiedMs: Summary;
-  /** proxied − direct of each pair. */
+  /** proxied − direct of each round. */
   readonly overheadMs: Summary;
-  /** Answers other than 200 on either side (the samples are still timed). */
+  readonly floorFunctionMs: Summary;
+  /** floor function − direct of each round. */
+  readonly floorFunctionOverheadMs: Summary;
+  readonly floorProxyMs: Summary;
+  /** floor proxy − direct of each round. */
+  readonly floorProxyOverheadMs: Summary;
+  /** The budgeted ratios of the app's overhead to the floors' (medians; p99s). */
+  readonly ratios: {
+    readonly medianToFloorFunction: number;
+    readonly medianToFloorProxy: number;
+    readonly p99ToFloorFunction: number;
+  };
+  /** Answers other than 200 on any side (the samples are still timed). */
   readonly errors: number;
 }
 
+type Side = 'direct' | 'app' | 'floorFunction' | 'floorProxy';
+const SIDES: readonly Side[] = ['direct', 'app', 'floorFunction', 'floorProxy'];
+
 export async function measureOverhead(options: {
   app: AppInstance;
+  floorFunction: AppInstance;
+  floorProxy: AppInstance;
   user: SignedInUser;
   apiEndpoint: string;
   accessToken: string;
@@ -26,52 +46,76 @@ export async function measureOverhead(options: {
   warmup: number;
   log: (message: string) => void;
 }): Promise<OverheadResult> {
-  // One connection each way, kept alive: a browser's steady state against the app, and the app's
-  // own keep-alive connection to the API.
+  // One connection to each, kept alive: a browser's steady state against the app, and each
+  // proxy's own keep-alive connection to the API.
   const client = new HttpClient({ maxSockets: 1 });
-  const direct = (): Promise<Answer> =>
-    client.request(options.apiEndpoint, {
-      headers: { authorization: `Bearer ${options.accessToken}`, accept: 'application/json' },
+  const floor = (instance: AppInstance) => (): Promise<Answer> =>
+    client.request(`http://127.0.0.1:${instance.port}/api/todos`, {
+      headers: { host: `localhost:${instance.port}`, accept: 'application/json' },
     });
-  const proxied = (): Promise<Answer> => getTodos(client, options.app, options.user);
-  const time = async (send: () => Promise<Answer>) => {
+  const send: Record<Side, () => Promise<Answer>> = {
+    direct: () =>
+      client.request(options.apiEndpoint, {
+        headers: { authorization: `Bearer ${options.accessToken}`, accept: 'application/json' },
+      }),
+    app: () => getTodos(client, options.app, options.user),
+    floorFunction: floor(options.floorFunction),
+    floorProxy: floor(options.floorProxy),
+  };
+  const time = async (side: Side) => {
     const started = performance.now();
-    const answer = await send();
+    const answer = await send[side]();
     return { ms: performance.now() - started, ok: answer.status === 200 };
   };
 
-  const directMs: number[] = [];
-  const proxiedMs: number[] = [];
-  const overheadMs: number[] = [];
+  const ms: Record<Side, number[]> = { direct: [], app: [], floorFunction: [], floorProxy: [] };
+  const overhead: Record<Exclude<Side, 'direct'>, number[]> = {
+    app: [],
+    floorFunction: [],
+    floorProxy: [],
+  };
   let errors = 0;
   try {
     for (let index = 0; index < options.warmup + options.samples; index += 1) {
-      let d;
-      let p;
-      if (index % 2 === 0) {
-        d = await time(direct);
-        p = await time(proxied);
-      } else {
-        p = await time(proxied);
-        d = await time(direct);
+      const round: Partial<Record<Side, number>> = {};
+      let ok = true;
+      for (let turn = 0; turn < SIDES.length; turn += 1) {
+        const side = SIDES[(index + turn) % SIDES.length] as Side;
+        const timed = await time(side);
+        round[side] = timed.ms;
+        ok &&= timed.ok;
       }
       if (index < options.warmup) continue;
-      if (!d.ok || !p.ok) errors += 1;
-      directMs.push(d.ms);
-      proxiedMs.push(p.ms);
-      overheadMs.push(p.ms - d.ms);
+      if (!ok) errors += 1;
+      const direct = round.direct ?? 0;
+      for (const side of SIDES) ms[side].push(round[side] ?? 0);
+      for (const side of ['app', 'floorFunction', 'floorProxy'] as const) {
+        overhead[side].push((round[side] ?? 0) - direct);
+      }
       const done = index - options.warmup + 1;
-      if (done % 500 === 0) options.log(`overhead: ${done}/${options.samples} pairs`);
+      if (done % 500 === 0) options.log(`overhead: ${done}/${options.samples} rounds`);
     }
   } finally {
     client.close();
   }
+  const overheadMs = summarize(overhead.app);
+  const floorFunctionOverheadMs = summarize(overhead.floorFunction);
+  const floorProxyOverheadMs = summarize(overhead.floorProxy);
   return {
     samples: options.samples,
     warmup: options.warmup,
-    directMs: summarize(directMs),
-    proxiedMs: summarize(proxiedMs),
-    overheadMs: summarize(overheadMs),
+    directMs: summarize(ms.direct),
+    proxiedMs: summarize(ms.app),
+    overheadMs,
+    floorFunctionMs: summarize(ms.floorFunction),
+    floorFunctionOverheadMs,
+    floorProxyMs: summarize(ms.floorProxy),
+    floorProxyOverheadMs,
+    ratios: {
+      medianToFloorFunction: overheadMs.median / floorFunctionOverheadMs.median,
+      medianToFloorProxy: overheadMs.median / floorProxyOverheadMs.median,
+      p99ToFloorFunction: overheadMs.p99 / floorFunctionOverheadMs.p99,
+    },
     errors,
   };
 }
