@@ -2,12 +2,15 @@
 // them) and the packages they use into the one file package.json `main` names. One file loads far
 // faster than the 390-odd modules of the Azure SDK, MSAL and axios: see docs/performance.md.
 //
+// Loaded on first use: @azure/msal-node, needed only to sign in or to get a token that memory
+// does not hold; a process serving the page, /health or steady calls never loads it.
+//
 // Left to be required at run time: `@azure/functions-core` (the worker provides it), and what the
 // app loads only when a deployment needs it, from node_modules as installed: @azure/identity (an
 // identity-based table connection) and the OpenTelemetry packages (Application Insights).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 
 const root = path.resolve(import.meta.dirname, '..');
 const functionsDir = path.join(root, 'dist', 'functions');
@@ -20,6 +23,34 @@ const files = readdirSync(functionsDir)
   .sort();
 if (files.length === 0)
   throw new Error(`bundle: no function file in ${functionsDir}: run tsc first`);
+
+/**
+ * Bundles each of these packages as usual, but has the modules that import them get an object that
+ * requires the package at the first property read (tsc's CommonJS output reads `pkg.Name` at the
+ * point of use, so nothing changes but when the package loads).
+ */
+const LOADED_ON_FIRST_USE = ['@azure/msal-node'];
+const loadOnFirstUse: Plugin = {
+  name: 'load-on-first-use',
+  setup(plugins) {
+    const names = new RegExp(
+      `^(${LOADED_ON_FIRST_USE.map((name) => name.replace(/[/]/g, '\\/')).join('|')})$`,
+    );
+    plugins.onResolve({ filter: names }, (args) =>
+      args.namespace === 'first-use' ? undefined : { path: args.path, namespace: 'first-use' },
+    );
+    plugins.onLoad({ filter: /.*/, namespace: 'first-use' }, (args) => ({
+      contents: `let loaded;
+const load = () => (loaded ??= require(${JSON.stringify(args.path)}));
+module.exports = new Proxy({}, {
+  get: (_target, name) => load()[name],
+  has: (_target, name) => name in load(),
+});`,
+      resolveDir: root,
+      loader: 'js',
+    }));
+  },
+};
 
 const outfile = path.join(root, main);
 await build({
@@ -46,6 +77,7 @@ await build({
     '@azure/monitor-opentelemetry-exporter',
     '@opentelemetry/*',
   ],
+  plugins: [loadOnFirstUse],
   logLevel: 'warning',
 });
 const kib = Math.round(statSync(outfile).size / 1024);

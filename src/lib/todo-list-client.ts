@@ -102,17 +102,30 @@ export class TodoListClient {
   }
 
   private async attempt(request: TodoListRequest): Promise<TodoListResponse> {
-    // One deadline for the whole exchange, answer body included.
-    const signal = AbortSignal.timeout(this.timeoutMs);
+    // One deadline for the whole exchange, answer body included. A timer of its own, cleared at
+    // the end: an AbortSignal.timeout() given to the request would keep the request (and the
+    // invocation around it) alive until the deadline, however early the answer came.
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
     try {
-      return await this.exchange(request, signal);
+      return await this.exchange(request, (outgoing) => {
+        timer = setTimeout(() => {
+          timedOut = true;
+          outgoing.destroy();
+        }, this.timeoutMs);
+      });
     } catch (error) {
-      if (signal.aborted) throw new TodoListTimeoutError(this.timeoutMs);
+      if (timedOut) throw new TodoListTimeoutError(this.timeoutMs);
       throw error;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
-  private exchange(request: TodoListRequest, signal: AbortSignal): Promise<TodoListResponse> {
+  private exchange(
+    request: TodoListRequest,
+    started: (outgoing: http.ClientRequest) => void,
+  ): Promise<TodoListResponse> {
     const body = request.body === undefined ? undefined : Buffer.from(request.body, 'utf8');
     const headers: http.OutgoingHttpHeaders = {
       Authorization: `Bearer ${request.accessToken}`,
@@ -125,7 +138,7 @@ export class TodoListClient {
     return new Promise<TodoListResponse>((resolve, reject) => {
       const outgoing = send(
         this.urlFor(request.id),
-        { method: request.method, headers, agent: this.agent, signal },
+        { method: request.method, headers, agent: this.agent },
         (answer: IncomingMessage) => {
           const chunks: Buffer[] = [];
           let received = 0;
@@ -141,6 +154,9 @@ export class TodoListClient {
           answer.on('error', (error: NodeJS.ErrnoException) =>
             reject(new TodoListUnreachableError(error.code ?? 'ERR_NETWORK', false)),
           );
+          answer.on('close', () => {
+            if (!answer.complete) reject(new TodoListUnreachableError('ECONNRESET', false));
+          });
           answer.on('end', () =>
             resolve({
               status: answer.statusCode ?? 0,
@@ -157,6 +173,7 @@ export class TodoListClient {
         const stale = error.code === 'ECONNRESET' && outgoing.reusedSocket;
         reject(new TodoListUnreachableError(error.code ?? 'ERR_NETWORK', stale));
       });
+      started(outgoing);
       outgoing.end(body);
     });
   }
