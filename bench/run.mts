@@ -117,7 +117,7 @@ const options = {
   signInConcurrency: 16,
   concurrencies: [1, 16, 64],
   coldStartRuns: 3,
-  importRuns: 7,
+  importRuns: 15,
   ioRequests: 1000,
   // Three SESSION_RECHECK_SECONDS windows of the default 5 s, so the count includes the reads
   // that end each window.
