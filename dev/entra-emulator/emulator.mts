@@ -48,6 +48,8 @@ export interface EntraEmulatorOptions {
   tenantId?: string;
   clients?: ClientRegistration[];
   api?: Partial<ApiRegistration> & { clientId: string };
+  /** More APIs, each with its own client id (the audience of its tokens), App ID URI and scopes. */
+  otherApis?: ApiRegistration[];
   /** Test users; any optional claim may be left out (see UserProfile). */
   users?: readonly UserProfile[];
   lifetimes?: Partial<Lifetimes>;
@@ -137,6 +139,10 @@ export async function startEntraEmulator(
     appIdUri: options.api?.appIdUri ?? `api://${apiClientId}`,
     scopes: [...(options.api?.scopes ?? emulatorDefaults.api.scopes)],
   };
+  const otherApis = (options.otherApis ?? []).map((other) => ({
+    ...other,
+    scopes: [...other.scopes],
+  }));
   const users = new UserDirectory(options.users ?? defaultTestUsers, tenantId);
   const lifetimes: Lifetimes = { ...emulatorDefaults.lifetimes };
   const setLifetimes = (changes: Partial<Lifetimes>): Lifetimes => {
@@ -195,6 +201,7 @@ export async function startEntraEmulator(
     tenantId,
     clients,
     api,
+    otherApis,
     users,
     lifetimes,
     store,
@@ -274,7 +281,11 @@ export async function startEntraEmulator(
       provider,
       users,
       faults,
-      apiScopes: new Set(api.scopes.map((scope) => `${api.appIdUri}/${scope}`)),
+      apiScopes: new Set(
+        [api, ...otherApis].flatMap(({ appIdUri, scopes }) =>
+          scopes.map((scope) => `${appIdUri}/${scope}`),
+        ),
+      ),
     }),
   );
   provider.use(signInRoutes({ basePath: paths.signIn, provider, users }));

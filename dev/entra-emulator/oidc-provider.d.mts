@@ -115,6 +115,8 @@ declare module 'oidc-provider' {
     accountId: string;
     clientId: string;
     scope?: string;
+    /** The resource indicator(s) the token was issued for. */
+    resource?: string | string[];
     save(): Promise<string>;
   }
 

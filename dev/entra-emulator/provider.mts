@@ -60,6 +60,8 @@ export interface ProviderSettings {
   tenantId: string;
   clients: readonly ClientRegistration[];
   api: ApiRegistration;
+  /** More APIs of the tenant, each with its own audience and scopes (e.g. the notes API). */
+  otherApis?: readonly ApiRegistration[];
   users: UserDirectory;
   lifetimes: Readonly<Lifetimes>;
   store: MemoryStore;
@@ -83,7 +85,14 @@ function profileClaims(user: EmulatorUser) {
 export function createEntraProvider(settings: ProviderSettings): Provider {
   const { tenantId, api, users, lifetimes, store } = settings;
   const paths = entraPaths(tenantId);
-  const apiScopes = new Set(api.scopes.map((scope) => `${api.appIdUri}/${scope}`));
+  const apis = [api, ...(settings.otherApis ?? [])];
+  const scopesOf = (registration: ApiRegistration) =>
+    registration.scopes.map((scope) => `${registration.appIdUri}/${scope}`);
+  const apiScopes = new Set(apis.flatMap(scopesOf));
+  // Entra issues one access token per resource, named by the scopes' prefix: the token of one API
+  // carries that API's audience and scopes only.
+  const apiOfScope = (scope: string) =>
+    apis.find((candidate) => scopesOf(candidate).includes(scope));
 
   const account = (sub: string): Account | undefined => {
     const user = users.bySub(sub);
@@ -146,7 +155,9 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
         ? existing
         : new oidc.provider.Grant({ accountId, clientId });
     grant.addOIDCScope([...oidc.requestParamOIDCScopes].join(' '));
-    grant.addResourceScope(api.appIdUri, [...apiScopes].join(' '));
+    for (const registration of apis) {
+      grant.addResourceScope(registration.appIdUri, scopesOf(registration).join(' '));
+    }
     await grant.save();
     return grant;
   };
@@ -204,16 +215,20 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
       resourceIndicators: {
         enabled: true,
         // Entra names the API by the scopes' prefix, not by a resource parameter.
-        defaultResource: (ctx) =>
-          [...ctx.oidc.requestParamScopes].some((scope) => apiScopes.has(scope))
-            ? api.appIdUri
-            : undefined,
+        defaultResource: (ctx) => {
+          for (const scope of ctx.oidc.requestParamScopes) {
+            const owner = apiOfScope(scope);
+            if (owner !== undefined) return owner.appIdUri;
+          }
+          return undefined;
+        },
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx, resourceIndicator) => {
-          if (resourceIndicator !== api.appIdUri) throw new errors.InvalidTarget();
+          const owner = apis.find((candidate) => candidate.appIdUri === resourceIndicator);
+          if (owner === undefined) throw new errors.InvalidTarget();
           return {
-            scope: [...apiScopes].join(' '),
-            audience: api.clientId,
+            scope: scopesOf(owner).join(' '),
+            audience: owner.clientId,
             accessTokenFormat: 'jwt',
             jwt: { sign: { alg: 'RS256' } },
           };
@@ -228,14 +243,15 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
           const user = users.bySub(token.accountId);
           const { scope, client_id: azp, ...claims } = jwt.payload;
           const scp = typeof scope === 'string' ? scope.split(' ') : [];
+          const owner = apis.find((candidate) => candidate.clientId === claims.aud) ?? api;
           jwt.header = { typ: 'JWT' };
           jwt.payload = {
             ...claims,
             nbf: claims.iat,
             azp,
             scp: scp
-              .filter((name) => apiScopes.has(name))
-              .map((name) => name.slice(api.appIdUri.length + 1))
+              .filter((name) => scopesOf(owner).includes(name))
+              .map((name) => name.slice(owner.appIdUri.length + 1))
               .join(' '),
             ...(user && { oid: user.oid, tid: tenantId, ...profileClaims(user) }),
             ver: '2.0',

@@ -47,9 +47,17 @@ export function entraTokenEndpoint(options: {
     const asked = (form.get('scope') ?? '').split(' ').filter((scope) => apiScopes.has(scope));
     const token = await provider.RefreshToken.find(form.get('refresh_token') ?? '');
     if (token === undefined || asked.length === 0) return;
+    // Nor is an Entra refresh token bound to one API: it redeems for any consented API, the one
+    // the asked scopes name (defaultResource in provider.mts picks it from the list).
+    const resources = [
+      ...new Set([...apiScopes].map((scope) => scope.slice(0, scope.lastIndexOf('/')))),
+    ];
     const held = new Set((token.scope ?? '').split(' '));
-    if (asked.every((scope) => held.has(scope))) return;
+    const bound = Array.isArray(token.resource) ? token.resource : [token.resource];
+    if (asked.every((scope) => held.has(scope)) && resources.every((r) => bound.includes(r)))
+      return;
     token.scope = [...held, ...asked].filter((scope) => scope !== '').join(' ');
+    token.resource = resources;
     await token.save();
   };
 

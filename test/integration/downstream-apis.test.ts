@@ -22,8 +22,11 @@ import { UserAgent } from '../support/user-agent.ts';
 // `notes`, all of this file's own so their logs see no other file's traffic.
 const stack = testStack();
 const SESSION_COOKIE = '__Host-bff-session';
-const NOTES_READ = 'ToDoList.Read';
-const NOTES_WRITE = 'ToDoList.ReadWrite';
+const NOTES_READ = 'Notes.Read';
+const NOTES_WRITE = 'Notes.Write';
+// The notes API's own registration: tokens for it carry this audience, never the ToDoList API's.
+const NOTES_CLIENT_ID = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
+const NOTES_APP_ID_URI = `api://${NOTES_CLIENT_ID}`;
 
 const user = {
   oid: '7e57e57e-0000-4000-a000-000000000001',
@@ -46,6 +49,9 @@ beforeAll(async () => {
     certDir: dirname(stack.emulator.caCertPath),
     clients: [webAppClient(origin, clientSecret)],
     api: { clientId: DEV_IDENTITIES.apiClientId },
+    otherApis: [
+      { clientId: NOTES_CLIENT_ID, appIdUri: NOTES_APP_ID_URI, scopes: [NOTES_READ, NOTES_WRITE] },
+    ],
     users: [user],
   });
   const verifier = {
@@ -55,9 +61,8 @@ beforeAll(async () => {
     caCertPem: emulator.caCertPem,
   };
   todos = await startTodoListApi(verifier);
-  notes = await startNotesApi({ ...verifier, readScope: NOTES_READ, writeScope: NOTES_WRITE });
+  notes = await startNotesApi({ ...verifier, audience: NOTES_CLIENT_ID });
   azurite = await startAzurite();
-  const apiScope = `api://${DEV_IDENTITIES.apiClientId}`;
   app = await startAppProcess({
     port: appPort,
     env: {
@@ -72,8 +77,8 @@ beforeAll(async () => {
       }),
       DOWNSTREAM_APIS: 'todos,notes',
       DOWNSTREAM_API_NOTES_URL: notes.endpoint,
-      DOWNSTREAM_API_NOTES_READ_SCOPES: `${apiScope}/${NOTES_READ}`,
-      DOWNSTREAM_API_NOTES_WRITE_SCOPES: `${apiScope}/${NOTES_WRITE}`,
+      DOWNSTREAM_API_NOTES_READ_SCOPES: `${NOTES_APP_ID_URI}/${NOTES_READ}`,
+      DOWNSTREAM_API_NOTES_WRITE_SCOPES: `${NOTES_APP_ID_URI}/${NOTES_WRITE}`,
       NODE_EXTRA_CA_CERTS: stack.emulator.caCertPath,
     },
   });
@@ -252,6 +257,40 @@ describe('one registration serves every configured API', () => {
   });
 });
 
+describe('one token per API', () => {
+  it('the token sent to each API has that API’s audience and scopes only, whatever was called before', async () => {
+    todos.reset();
+    notes.script({ status: 200, count: 2 });
+    await call('GET', '/api/todos');
+    await call('GET', '/api/notes/notes');
+    await call('POST', '/api/todos', {
+      headers: { 'content-type': 'application/json' },
+      body: '{"description":"after notes"}',
+    });
+    await call('DELETE', '/api/notes/notes/1');
+    const todoClaims = todos.requests().map(({ headers }) => {
+      const token = String(headers.authorization).split(' ')[1] ?? '';
+      return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as Record<
+        string,
+        unknown
+      >;
+    });
+    expect(todoClaims.map(({ aud, scp }) => [aud, scp])).toEqual([
+      [DEV_IDENTITIES.apiClientId, 'ToDoList.Read'],
+      [DEV_IDENTITIES.apiClientId, 'ToDoList.ReadWrite'],
+    ]);
+    expect(
+      notes.requests().map((request) => [claimsOf(request).aud, claimsOf(request).scp]),
+    ).toEqual([
+      [NOTES_CLIENT_ID, NOTES_READ],
+      [NOTES_CLIENT_ID, NOTES_WRITE],
+    ]);
+    // Each API verifies its own audience: a token for one is refused by the other (the notes API
+    // logged only tokens it accepted, so none of the ToDoList tokens reached it as valid).
+    expect(notes.requests().every((request) => request.audience === NOTES_CLIENT_ID)).toBe(true);
+  });
+});
+
 describe('the general proxy forwards', () => {
   it('each method with the read scopes for GET and HEAD, the write scopes for the rest', async () => {
     for (const method of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']) {
@@ -270,7 +309,7 @@ describe('the general proxy forwards', () => {
     );
     for (const request of seen) {
       const claims = claimsOf(request);
-      expect(claims.aud).toBe(DEV_IDENTITIES.apiClientId);
+      expect(claims.aud).toBe(NOTES_CLIENT_ID);
       expect(claims.oid).toBe(user.oid);
       const read = request.method === 'GET' || request.method === 'HEAD';
       expect(String(claims.scp).split(' ')).toEqual([read ? NOTES_READ : NOTES_WRITE]);
