@@ -15,6 +15,7 @@ const PAGE = 'index.html';
 /** Served under `/static/<name>`; nothing else in the folder is reachable. */
 const STATIC_FILES: Readonly<Record<string, string>> = {
   'app.js': 'text/javascript; charset=utf-8',
+  'sessions.js': 'text/javascript; charset=utf-8',
   'app.css': 'text/css; charset=utf-8',
   'favicon.svg': 'image/svg+xml',
 };

@@ -1,9 +1,11 @@
-// The page's only script. It never sees a token: the session cookie is HttpOnly and every API call
+// The page's script. It never sees a token: the session cookie is HttpOnly and every API call
 // goes to this app's own /api routes, which attach the token on the server.
 //
 // Parts, in order: calling the API; the one live status line (the notice); busy controls and
 // field problems; the to-do list section; signing in and out; start-up. A new section of the
 // signed-in page gets its own part and is started from showSignedIn.
+
+import { showSessions } from './sessions.js';
 
 const DRAFT_KEY = 'todo-draft';
 const DEFAULT_LOGIN_URL = '/auth/signin?returnTo=%2F';
@@ -605,6 +607,14 @@ async function showSignedIn(me) {
   $('sign-out-csrf').value = me.signOut.csrfToken;
   $('account').hidden = false;
   await startTodoSection();
+  // The sessions list comes after the to-dos, so it never holds them up.
+  void showSessions({
+    api,
+    whileBusy,
+    announce: (message) => showNotice('success', message),
+    showFailure: (message, error) => showFailure(`${message} ${failureReason(error)}`, error),
+    csrfToken: me.signOut.csrfToken,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

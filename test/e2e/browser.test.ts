@@ -27,7 +27,7 @@ function todoItem(page: Page, description: string) {
 async function expectSignedOutView(page: Page): Promise<void> {
   await page.getByRole('link', { name: 'Sign in' }).waitFor();
   for (const signedIn of [
-    page.getByRole('button', { name: 'Sign out' }),
+    page.getByRole('button', { name: 'Sign out', exact: true }),
     page.getByText('Signed in as'),
     page.getByLabel('New to-do'),
   ]) {
@@ -130,7 +130,7 @@ describe.skipIf(skipBrowserTests)('the page in Chromium', () => {
     // The page's script cannot read the session cookie.
     expect(await page.evaluate(() => document.cookie)).not.toContain(SESSION_COOKIE);
 
-    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
     await page.getByRole('link', { name: 'Sign in' }).waitFor();
     await expectSignedOutView(page);
     expect(new URL(page.url()).origin).toBe(app);
@@ -160,6 +160,52 @@ describe.skipIf(skipBrowserTests)('the page in Chromium', () => {
     expect(await second.page.getByRole('listitem').allInnerTexts()).not.toContainEqual(
       expect.stringContaining('Pia'),
     );
+    expect(problems).toEqual([]);
+  }, 90_000);
+
+  it('lists sessions, ends another device by keyboard, and signs out everywhere', async () => {
+    const laptop = await newPage();
+    const phone = await newPage();
+    const problems = watchForBreakage(laptop.page);
+    await signIn(phone.page, quin);
+    await signIn(laptop.page, quin);
+
+    const section = laptop.page.getByRole('region', { name: 'Your sessions' });
+    const sessions = section.getByRole('list', { name: 'Your sessions' }).getByRole('listitem');
+    await sessions.nth(1).waitFor();
+    expect(await sessions.count()).toBeGreaterThanOrEqual(2);
+    // This device comes first, named so; each End button says which session it ends.
+    expect(await sessions.first().innerText()).toContain('This device');
+    expect(await sessions.first().locator('time').first().getAttribute('datetime')).toMatch(
+      /^\d{4}-\d{2}-\d{2}T/,
+    );
+    const others = section.getByRole('button', { name: /^End the session signed in / });
+    const before = await others.count();
+    expect(before).toBeGreaterThanOrEqual(1);
+
+    // Keyboard only: focus the newest other session's End button and press Enter. The phone
+    // signed in just before the laptop, so it is the first "other" one.
+    await others.first().focus();
+    await laptop.page.keyboard.press('Enter');
+    await laptop.page.getByRole('status').filter({ hasText: 'The session was ended' }).waitFor();
+    expect(await others.count()).toBe(before - 1);
+    // Focus stayed in the section for the next action.
+    expect(
+      await laptop.page.evaluate(() => document.activeElement?.closest('#sessions') !== null),
+    ).toBe(true);
+    await phone.page.reload();
+    await expectSignedOutView(phone.page);
+
+    // The phone signs in again (its IdP session is still there: no account to pick); "Sign out
+    // everywhere" on the laptop ends it too.
+    await phone.page.getByRole('link', { name: 'Sign in' }).click();
+    await phone.page.locator('#user-name', { hasText: quin.name }).waitFor();
+    await laptop.page.reload();
+    await section.getByRole('button', { name: 'Sign out everywhere' }).click();
+    await laptop.page.getByRole('link', { name: 'Sign in' }).waitFor();
+    await expectSignedOutView(laptop.page);
+    await phone.page.reload();
+    await expectSignedOutView(phone.page);
     expect(problems).toEqual([]);
   }, 90_000);
 });

@@ -196,7 +196,10 @@ export function pathFrom(routes: readonly string[]): fc.Arbitrary<string> {
     {
       weight: withStatic ? 1 : 0,
       arbitrary: fc
-        .oneof(fc.constantFrom('app.js', 'app.css', 'favicon.svg', 'index.html'), targetPiece)
+        .oneof(
+          fc.constantFrom('app.js', 'sessions.js', 'app.css', 'favicon.svg', 'index.html'),
+          targetPiece,
+        )
         .map((name) => `/static/${name}`),
     },
     {
