@@ -34,23 +34,20 @@ export async function showSessions(page) {
   $('session-list').replaceChildren(...ordered.map((session) => sessionView(page, session)));
 }
 
+function cell(...content) {
+  const td = document.createElement('td');
+  td.append(...content);
+  return td;
+}
+
 function sessionView(page, session) {
-  const item = document.createElement('li');
-  item.className = 'session';
-  item.dataset.id = session.id;
-  const text = document.createElement('span');
+  const row = document.createElement('tr');
+  row.dataset.id = session.id;
   const name = document.createElement('strong');
   name.textContent = session.current ? 'This device' : 'Another device';
-  text.append(
-    name,
-    ': signed in ',
-    timeElement(session.createdAt),
-    ', last used ',
-    timeElement(session.lastUsedAt),
-  );
   const end = document.createElement('button');
   end.type = 'button';
-  end.className = session.current ? 'end danger' : 'end secondary';
+  end.className = session.current ? 'danger' : 'secondary';
   // The accessible name says which session the button ends.
   end.setAttribute(
     'aria-label',
@@ -60,8 +57,13 @@ function sessionView(page, session) {
   );
   end.textContent = session.current ? 'End (sign out here)' : 'End';
   end.addEventListener('click', () => void page.whileBusy(end, () => endSession(page, session)));
-  item.append(text, end);
-  return item;
+  row.append(
+    cell(name),
+    cell(timeElement(session.createdAt)),
+    cell(timeElement(session.lastUsedAt)),
+    cell(end),
+  );
+  return row;
 }
 
 async function endSession(page, session) {
@@ -77,9 +79,9 @@ async function endSession(page, session) {
     return;
   }
   const list = $('session-list');
-  const items = [...list.children];
-  const index = items.findIndex((item) => item.dataset.id === session.id);
-  items[index]?.remove();
+  const rows = [...list.children];
+  const index = rows.findIndex((row) => row.dataset.id === session.id);
+  rows[index]?.remove();
   // Focus goes to the session that took its place, or back to the section's heading.
   const next = list.children[Math.min(index, list.children.length - 1)];
   (next?.querySelector('button') ?? $('sessions-heading')).focus();

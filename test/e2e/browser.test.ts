@@ -171,7 +171,11 @@ describe.skipIf(skipBrowserTests)('the page in Chromium', () => {
     await signIn(laptop.page, quin);
 
     const section = laptop.page.getByRole('region', { name: 'Your sessions' });
-    const sessions = section.getByRole('list', { name: 'Your sessions' }).getByRole('listitem');
+    const sessions = section
+      .getByRole('table', { name: 'Your sessions' })
+      .getByRole('rowgroup')
+      .nth(1)
+      .getByRole('row');
     await sessions.nth(1).waitFor();
     expect(await sessions.count()).toBeGreaterThanOrEqual(2);
     // This device comes first, named so; each End button says which session it ends.
