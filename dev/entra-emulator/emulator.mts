@@ -14,6 +14,7 @@ import { FaultInjector, type Fault } from './faults.mts';
 import { entraLogout } from './logout.mts';
 import { MemoryStore } from './memory-store.mts';
 import {
+  certificateThumbprint,
   createEntraProvider,
   entraPaths,
   type ApiRegistration,
@@ -126,13 +127,16 @@ export async function startEntraEmulator(
 ): Promise<EntraEmulator> {
   const host = options.host ?? '127.0.0.1';
   const tenantId = options.tenantId ?? emulatorDefaults.tenantId;
-  const clients: ClientRegistration[] = (options.clients ?? [emulatorDefaults.client]).map(
-    (client) => ({
-      clientId: client.clientId,
-      clientSecret: client.clientSecret,
-      redirectUris: [...client.redirectUris],
-    }),
-  );
+  const registered: readonly ClientRegistration[] = options.clients ?? [
+    { ...emulatorDefaults.client, redirectUris: [...emulatorDefaults.client.redirectUris] },
+  ];
+  const clients: ClientRegistration[] = registered.map((client) => ({
+    clientId: client.clientId,
+    ...(client.certificatePem === undefined
+      ? { clientSecret: client.clientSecret }
+      : { certificatePem: client.certificatePem }),
+    redirectUris: [...client.redirectUris],
+  }));
   const apiClientId = options.api?.clientId ?? emulatorDefaults.api.clientId;
   const api: ApiRegistration = {
     clientId: apiClientId,
@@ -284,6 +288,14 @@ export async function startEntraEmulator(
       apiScopes: new Set(
         [api, ...otherApis].flatMap(({ appIdUri, scopes }) =>
           scopes.map((scope) => `${appIdUri}/${scope}`),
+        ),
+      ),
+      tokenEndpoint: `${origin}${paths.token}`,
+      certificates: new Map(
+        clients.flatMap((client) =>
+          client.certificatePem === undefined
+            ? []
+            : [[client.clientId, new Set([certificateThumbprint(client.certificatePem)])]],
         ),
       ),
     }),

@@ -1,4 +1,4 @@
-import type { JsonWebKey } from 'node:crypto';
+import { X509Certificate, type JsonWebKey } from 'node:crypto';
 import Provider, {
   errors,
   interactionPolicy,
@@ -26,7 +26,14 @@ export interface Lifetimes {
 
 export interface ClientRegistration {
   clientId: string;
-  clientSecret: string;
+  /**
+   * The app's credential: a client secret, or a certificate (PEM, public part only) whose key signs
+   * client assertions (`private_key_jwt`), as Entra's "Certificates & secrets" registers either:
+   * https://learn.microsoft.com/entra/identity-platform/certificate-credentials. A client with a
+   * certificate has no secret, so a secret sent for it is refused.
+   */
+  clientSecret?: string;
+  certificatePem?: string;
   /**
    * The app's redirect URIs; a post_logout_redirect_uri must be one of them, as in Entra, which
    * has no separate list (https://learn.microsoft.com/entra/identity-platform/v2-protocols-oidc
@@ -71,6 +78,17 @@ export interface ProviderSettings {
 }
 
 const oidcScopes = ['openid', 'profile', 'offline_access'];
+
+/** A registered certificate's public key as a JWK. */
+function certificateJwk(certificatePem: string): JsonWebKey {
+  return new X509Certificate(certificatePem).publicKey.export({ format: 'jwk' });
+}
+
+/** The base64url SHA-256 thumbprint (`x5t#S256`) of a registered certificate. */
+export function certificateThumbprint(certificatePem: string): string {
+  const hex = new X509Certificate(certificatePem).fingerprint256.replace(/:/g, '');
+  return Buffer.from(hex, 'hex').toString('base64url');
+}
 
 /** The profile claims a user has; absent ones are left out, never sent empty. */
 function profileClaims(user: EmulatorUser) {
@@ -186,15 +204,25 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
     adapter: (model) => store.adapterFor(model),
     clients: settings.clients.map((client) => ({
       client_id: client.clientId,
-      client_secret: client.clientSecret,
       redirect_uris: client.redirectUris,
       post_logout_redirect_uris: client.redirectUris,
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
-      // Either way of sending the secret is accepted, as by Entra.
-      token_endpoint_auth_method: 'client_secret_post',
+      ...(client.certificatePem === undefined
+        ? {
+            client_secret: client.clientSecret,
+            // Either way of sending the secret is accepted, as by Entra.
+            token_endpoint_auth_method: 'client_secret_post',
+          }
+        : {
+            token_endpoint_auth_method: 'private_key_jwt',
+            // Entra verifies assertions signed with PS256 (the token endpoint wrapper checks that
+            // `x5t#S256` names this certificate and `aud` is the token endpoint).
+            token_endpoint_auth_signing_alg: 'PS256',
+            jwks: { keys: [certificateJwk(client.certificatePem)] },
+          }),
     })),
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     claims: {
       openid: ['sub', 'tid', 'ver'],
       profile: ['oid', 'name', 'preferred_username', 'email', 'login_hint'],

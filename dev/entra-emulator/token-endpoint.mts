@@ -25,8 +25,13 @@ export function entraTokenEndpoint(options: {
   faults: FaultInjector;
   /** Full names of the API's scopes, every one of them granted tenant-wide. */
   apiScopes: ReadonlySet<string>;
+  /** The token endpoint's URL: the only `aud` Entra takes in a client assertion. */
+  tokenEndpoint: string;
+  /** Registered certificates by client id (`x5t#S256` thumbprints, base64url). */
+  certificates: ReadonlyMap<string, ReadonlySet<string>>;
 }): Middleware {
-  const { path, tenantId, provider, users, faults, apiScopes } = options;
+  const { path, tenantId, provider, users, faults, apiScopes, tokenEndpoint, certificates } =
+    options;
 
   const userOf = async (
     grantType: string,
@@ -78,6 +83,12 @@ export function entraTokenEndpoint(options: {
       return;
     }
     if (grantType === 'refresh_token') await widenToConsentedScopes(form);
+    const refused = assertionRefusal(form, tokenEndpoint, certificates);
+    if (refused !== undefined) {
+      ctx.status = 401;
+      ctx.body = entraError(ctx, refused.code, 'invalid_client', refused.description);
+      return;
+    }
 
     await next();
 
@@ -112,6 +123,51 @@ const libraryErrorCodes: Record<string, [number, string]> = {
  * `isInteractionRequiredError` (error/InteractionRequiredAuthError.ts) classifies by error and
  * suberror.
  */
+/**
+ * What Entra checks in a client assertion beyond what oidc-provider does (the signature, `iss`,
+ * `sub`, `exp`, `jti` stay oidc-provider's): the header names a registered certificate by its
+ * SHA-256 thumbprint (`x5t#S256`) and `aud` is exactly the token endpoint, per
+ * https://learn.microsoft.com/entra/identity-platform/certificate-credentials ("Assertion format").
+ * AADSTS700027: "Client assertion failed signature validation" (the key was not found).
+ */
+function assertionRefusal(
+  form: URLSearchParams,
+  tokenEndpoint: string,
+  certificates: ReadonlyMap<string, ReadonlySet<string>>,
+): { code: number; description: string } | undefined {
+  const assertion = form.get('client_assertion');
+  if (assertion === null) return undefined;
+  const [header, payload] = assertion
+    .split('.')
+    .slice(0, 2)
+    .map((part) => {
+      try {
+        return JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<
+          string,
+          unknown
+        >;
+      } catch {
+        return undefined;
+      }
+    });
+  const clientId = typeof payload?.iss === 'string' ? payload.iss : (form.get('client_id') ?? '');
+  const registered = certificates.get(clientId);
+  const thumbprint = header?.['x5t#S256'];
+  if (registered === undefined || typeof thumbprint !== 'string' || !registered.has(thumbprint)) {
+    return {
+      code: 700027,
+      description: `Client assertion failed signature validation. The key was not found: no certificate with this x5t#S256 is registered for app '${clientId}'.`,
+    };
+  }
+  if (payload?.aud !== tokenEndpoint) {
+    return {
+      code: 700027,
+      description: `Client assertion contains an invalid audience: it must be '${tokenEndpoint}'.`,
+    };
+  }
+  return undefined;
+}
+
 function answerWithFault(ctx: KoaContext, fault: FailureFault, clientId: string): void {
   const note = '(injected by the Entra emulator)';
   // Entra sends Retry-After with some outages only: the fault sends it when given one.

@@ -37,7 +37,7 @@ export function createAppServices(config: AppConfig, logger: Logger = consoleLog
   const l1 = new L1TokenCache<RememberedSession>();
   const tokenService = new TokenService({
     clientId: config.clientId,
-    clientSecret: config.clientSecret,
+    credential: config.clientCredential,
     metadata: authorityMetadata,
     store: new TokenCacheStore(tokenTable, new KeyRing(config.tokenCache.keys)),
     // A hung IdP is answered within the first API's timeout, while other users are served.

@@ -1,3 +1,5 @@
+import { parseClientCertificate, type ClientCredential } from './client-credential';
+
 /**
  * The app's settings, read from the environment once and validated as a whole, so a bad deployment
  * fails at start-up with one message that names every missing or malformed setting.
@@ -11,6 +13,7 @@ export const SETTING_NAMES = [
   'AUTHORITY',
   'CLIENT_ID',
   'CLIENT_SECRET',
+  'CLIENT_CERTIFICATE',
   'REDIRECT_URI',
   'POST_LOGOUT_REDIRECT_URI',
   'TODOLIST_ENDPOINT',
@@ -78,7 +81,8 @@ export interface AppConfig {
   /** The authority MSAL talks to, always ending in `/`. */
   readonly authority: string;
   readonly clientId: string;
-  readonly clientSecret: string;
+  /** `CLIENT_SECRET` or `CLIENT_CERTIFICATE`: exactly one is set. */
+  readonly clientCredential: ClientCredential;
   readonly redirectUri: string;
   readonly postLogoutRedirectUri: string;
   /** The origin the page is served from, taken from `REDIRECT_URI`: the only origin allowed to call the API routes. */
@@ -448,12 +452,32 @@ function readDownstreamApis(settings: SettingsReader): DownstreamApi[] {
   return valid.map((name) => readDownstreamApi(settings, name));
 }
 
+/** Exactly one of `CLIENT_SECRET` and `CLIENT_CERTIFICATE`. */
+function readClientCredential(settings: SettingsReader): ClientCredential {
+  const secret = settings.optional('CLIENT_SECRET');
+  const certificate = settings.optional('CLIENT_CERTIFICATE');
+  if (secret !== undefined && certificate !== undefined) {
+    settings.problems.push('CLIENT_SECRET and CLIENT_CERTIFICATE are both set: set exactly one');
+  } else if (certificate !== undefined) {
+    try {
+      return parseClientCertificate(certificate);
+    } catch (error) {
+      settings.problem('CLIENT_CERTIFICATE', (error as Error).message);
+    }
+  } else if (secret !== undefined) {
+    return { kind: 'secret', secret };
+  } else if (!settings.placeholders.has('CLIENT_SECRET')) {
+    settings.problems.push('CLIENT_SECRET or CLIENT_CERTIFICATE is missing: set exactly one');
+  }
+  return { kind: 'secret', secret: '' };
+}
+
 /** Validates every setting and returns the config, or throws one `ConfigError` listing all problems. */
 export function loadConfig(env: Environment): AppConfig {
   const settings = new SettingsReader(env);
   const authority = readAuthority(settings);
   const clientId = settings.required('CLIENT_ID');
-  const clientSecret = settings.required('CLIENT_SECRET');
+  const clientCredential = readClientCredential(settings);
   const redirectUri = settings.url('REDIRECT_URI', settings.required('REDIRECT_URI'));
   const postLogoutRedirectUri = settings.url(
     'POST_LOGOUT_REDIRECT_URI',
@@ -489,7 +513,7 @@ export function loadConfig(env: Environment): AppConfig {
   return {
     authority,
     clientId,
-    clientSecret,
+    clientCredential,
     redirectUri,
     postLogoutRedirectUri,
     appOrigin: new URL(redirectUri).origin,

@@ -1,3 +1,4 @@
+import type { ClientCredential } from './client-credential';
 import {
   AuthError,
   ConfidentialClientApplication,
@@ -29,7 +30,7 @@ export interface Logger {
 
 export interface TokenServiceOptions {
   readonly clientId: string;
-  readonly clientSecret: string;
+  readonly credential: ClientCredential;
   readonly metadata: AuthorityMetadataCache;
   readonly store: TokenCacheStore;
   /** The bound on every request to the IdP; msal-node sets none on token requests. */
@@ -308,7 +309,7 @@ export class TokenService {
     return new ConfidentialClientApplication({
       auth: {
         clientId: this.options.clientId,
-        clientSecret: this.options.clientSecret,
+        ...msalCredential(this.options.credential),
         authority: metadata.authority,
         knownAuthorities: [metadata.knownAuthority],
         authorityMetadata: metadata.authorityMetadata,
@@ -318,6 +319,21 @@ export class TokenService {
       system: { loggerOptions: silentLogger(this.options.logger), networkClient },
     });
   }
+}
+
+/** The credential as msal-node takes it: a secret, or a certificate it signs assertions with. */
+function msalCredential(credential: ClientCredential) {
+  return credential.kind === 'secret'
+    ? { clientSecret: credential.secret }
+    : {
+        // msal-node 7 then signs with PS256 and names the certificate by `x5t#S256`
+        // (ConfidentialClientApplication.setClientCredential, ClientAssertion.createJwt).
+        clientCertificate: {
+          thumbprintSha256: credential.thumbprintSha256,
+          privateKey: credential.privateKeyPem,
+          x5c: credential.certificatePem,
+        },
+      };
 }
 
 /** Scopes in a canonical order: the same set asked for in another order is the same request. */

@@ -32,6 +32,8 @@ const INTENTIONALLY_ABSENT: Partial<Record<SettingName, string>> = {
     'unset it means `todos`, which the TODOLIST_* settings define; more APIs are not yet Bicep parameters',
   TOKEN_CACHE_STORAGE:
     'a connection string: the storage account accepts no shared key, so the app uses TOKEN_CACHE_STORAGE__tableServiceUri with its managed identity',
+  CLIENT_CERTIFICATE:
+    'the alternative to CLIENT_SECRET (exactly one is set): the templates deploy the secret; a certificate is switched to by hand, a Key Vault reference to a PEM certificate (docs/deploy.md)',
 };
 
 /** Settings holding a secret: each a Key Vault reference to the secret of this secure parameter. */

@@ -1,4 +1,5 @@
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
+import { generate } from 'selfsigned';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, SETTING_NAMES, type Environment } from '../../src/lib/config.ts';
@@ -240,7 +241,7 @@ describe('loadConfig', () => {
     expect(problems).toEqual([
       'TENANT_SUBDOMAIN or AUTHORITY is missing',
       'CLIENT_ID is missing',
-      'CLIENT_SECRET is missing',
+      'CLIENT_SECRET or CLIENT_CERTIFICATE is missing: set exactly one',
       'REDIRECT_URI is missing',
       'POST_LOGOUT_REDIRECT_URI is missing',
       'DOWNSTREAM_API_TODOS_URL (or TODOLIST_ENDPOINT) is missing',
@@ -376,5 +377,74 @@ describe('placeholders copied from local.settings.sample.json', () => {
     ).toEqual([
       'TODOLIST_READ still holds a <…> placeholder copied from local.settings.sample.json: replace it with your value',
     ]);
+  });
+});
+
+describe('the client credential: CLIENT_SECRET or CLIENT_CERTIFICATE', () => {
+  // A key and certificate made now, as Key Vault hands them out with the PEM content type.
+  const made = generate([{ name: 'commonName', value: 'bff test' }], {
+    keyType: 'rsa',
+    keySize: 2048,
+    algorithm: 'sha256',
+  });
+  const withCertificate = async (pem: (pair: { cert: string; private: string }) => string) =>
+    validEnv({ CLIENT_SECRET: undefined, CLIENT_CERTIFICATE: pem(await made) });
+
+  it('reads the key and its certificate in either order, with the SHA-256 thumbprint', async () => {
+    const pair = await made;
+    const expected = new X509Certificate(pair.cert).fingerprint256.replace(/:/g, '').toLowerCase();
+    for (const env of [
+      await withCertificate((p) => `${p.private}\n${p.cert}`),
+      await withCertificate((p) => `${p.cert}\n${p.private}`),
+      // An app setting with its line breaks written as \n.
+      await withCertificate((p) => `${p.cert}${p.private}`.replace(/\r?\n/g, '\\n')),
+    ]) {
+      const { clientCredential } = loadConfig(env);
+      expect(clientCredential).toMatchObject({ kind: 'certificate', thumbprintSha256: expected });
+      expect(JSON.stringify(clientCredential)).not.toContain('web-app-secret');
+    }
+  });
+
+  it('needs exactly one of the two, naming both', async () => {
+    expect(problemsOf(validEnv({ CLIENT_SECRET: undefined }))).toEqual([
+      'CLIENT_SECRET or CLIENT_CERTIFICATE is missing: set exactly one',
+    ]);
+    const both = await withCertificate((p) => `${p.private}\n${p.cert}`);
+    expect(problemsOf({ ...both, CLIENT_SECRET: 'web-app-secret' })).toEqual([
+      'CLIENT_SECRET and CLIENT_CERTIFICATE are both set: set exactly one',
+    ]);
+  });
+
+  it('refuses PKCS#12, an encrypted key, a key without its certificate, and says why without the key', async () => {
+    const pair = await made;
+    const other = await generate([{ name: 'commonName', value: 'other' }], {
+      keyType: 'rsa',
+      keySize: 2048,
+    });
+    const encrypted = createPrivateKey(pair.private).export({
+      type: 'pkcs8',
+      format: 'pem',
+      cipher: 'aes-256-cbc',
+      passphrase: 'x',
+    });
+    const cases: [string, RegExp][] = [
+      [Buffer.from('not really a pfx but base64').toString('base64'), /PKCS#12/],
+      [`${encrypted.toString()}\n${pair.cert}`, /encrypted private key/],
+      [pair.private, /holds no certificate/],
+      [`${pair.private}\n${other.cert}`, /no certificate of its private key/],
+      [
+        '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' + pair.cert,
+        /cannot be read/,
+      ],
+    ];
+    for (const [value, message] of cases) {
+      const problems = problemsOf(
+        validEnv({ CLIENT_SECRET: undefined, CLIENT_CERTIFICATE: value }),
+      );
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toMatch(/^CLIENT_CERTIFICATE /);
+      expect(problems[0]).toMatch(message);
+      expect(problems[0]).not.toContain('MII');
+    }
   });
 });
