@@ -108,7 +108,8 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
     registration.scopes.map((scope) => `${registration.appIdUri}/${scope}`);
   const apiScopes = new Set(apis.flatMap(scopesOf));
   // Entra issues one access token per resource, named by the scopes' prefix: the token of one API
-  // carries that API's audience and scopes only.
+  // carries that API's audience and scopes only (a token request names scopes of one resource:
+  // https://learn.microsoft.com/en-us/entra/identity-platform/scopes-oidc).
   const apiOfScope = (scope: string) =>
     apis.find((candidate) => scopesOf(candidate).includes(scope));
 

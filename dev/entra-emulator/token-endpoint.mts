@@ -53,7 +53,9 @@ export function entraTokenEndpoint(options: {
     const token = await provider.RefreshToken.find(form.get('refresh_token') ?? '');
     if (token === undefined || asked.length === 0) return;
     // Nor is an Entra refresh token bound to one API: it redeems for any consented API, the one
-    // the asked scopes name (defaultResource in provider.mts picks it from the list).
+    // the asked scopes name (defaultResource in provider.mts picks it from the list). "Refresh
+    // tokens are bound to a combination of user and client, but aren't tied to a resource"
+    // (https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens).
     const resources = [
       ...new Set([...apiScopes].map((scope) => scope.slice(0, scope.lastIndexOf('/')))),
     ];
