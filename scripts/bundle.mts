@@ -1,4 +1,4 @@
-// Bundles the compiled function files (`dist/functions/*.js`, in the order the worker would load
+// Bundles the compiled function files (one per `src/functions/*.ts`, in the order the worker would load
 // them) and the packages they use into the one file package.json `main` names. One file loads far
 // faster than the 390-odd modules of the Azure SDK, MSAL and axios: see docs/performance.md.
 //
@@ -8,7 +8,7 @@
 // Left to be required at run time: `@azure/functions-core` (the worker provides it), and what the
 // app loads only when a deployment needs it, from node_modules as installed: @azure/identity (an
 // identity-based table connection) and the OpenTelemetry packages (Application Insights).
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { build, type Plugin } from 'esbuild';
 
@@ -18,11 +18,19 @@ const { main } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'
   main: string;
 };
 
-const files = readdirSync(functionsDir)
-  .filter((file) => file.endsWith('.js'))
+// The function files are those in src/functions, not whatever dist/functions holds: tsc never
+// deletes output, so a function removed from src/ would otherwise live on in the bundle. dist/ is
+// not emptied instead, since azd runs this build after the prepackage hook staged dist/deploy.
+const sourcesDir = path.join(root, 'src', 'functions');
+const files = readdirSync(sourcesDir)
+  .filter((file) => file.endsWith('.ts'))
+  .map((file) => file.replace(/\.ts$/, '.js'))
   .sort();
-if (files.length === 0)
-  throw new Error(`bundle: no function file in ${functionsDir}: run tsc first`);
+if (files.length === 0) throw new Error(`bundle: no function file in ${sourcesDir}`);
+const missing = files.filter((file) => !existsSync(path.join(functionsDir, file)));
+if (missing.length > 0) {
+  throw new Error(`bundle: ${missing.join(', ')} not compiled in ${functionsDir}: run tsc first`);
+}
 
 /**
  * Bundles each of these packages as usual, but has the modules that import them get an object that
