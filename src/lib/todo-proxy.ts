@@ -16,6 +16,7 @@ import {
 import { isJsonMediaType } from './json-media-type';
 import { loginUrl } from './login-url';
 import { problemResponse, SECURITY_HEADERS } from './problem-response';
+import { sendWithToken } from './proxy/send-with-token';
 import { hasCsrfHeader, isSameOriginRequest } from './request-checks';
 import type { Session, SessionStore } from './session-store';
 import {
@@ -141,19 +142,9 @@ export function createTodoProxyHandler(
 
   async function forward(call: TodoCall, session: Session): Promise<TodoListResponse> {
     const scopes = call.method === 'GET' ? api.readScopes : api.writeScopes;
-    const send = async (forceRefresh: boolean) => {
-      // The row read with the session serves the first attempt; a retry reads it afresh, as the
-      // first attempt may have written it.
-      const token = await tokenService.acquireToken(session.homeAccountId, [...scopes], {
-        forceRefresh,
-        ...(forceRefresh ? {} : { tokenCacheRow: session.tokenCacheRow }),
-      });
-      return client.send({ ...call, accessToken: token.accessToken });
-    };
-    const first = await send(false);
-    // The API may reject a token the cache still holds as valid (revoked, keys rolled): once more
-    // with a fresh one.
-    return first.status === 401 ? send(true) : first;
+    return sendWithToken(tokenService, session, scopes, (accessToken) =>
+      client.send({ ...call, accessToken }),
+    );
   }
 
   async function handle(

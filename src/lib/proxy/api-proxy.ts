@@ -23,6 +23,7 @@ import {
   type ApiResponse,
 } from './api-client';
 import { parseApiTarget, rawQueryOf } from './api-path';
+import { sendWithToken } from './send-with-token';
 
 /** The largest request body passed on (DESIGN.md "Downstream APIs"). */
 export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
@@ -134,16 +135,9 @@ export function createApiProxyHandler(
     session: Session,
   ): Promise<ApiResponse> {
     const scopes = READ_METHODS.has(call.method) ? api.readScopes : api.writeScopes;
-    const send = async (forceRefresh: boolean) => {
-      const token = await tokenService.acquireToken(session.homeAccountId, [...scopes], {
-        forceRefresh,
-        ...(forceRefresh ? {} : { tokenCacheRow: session.tokenCacheRow }),
-      });
-      return client.send({ ...call, accessToken: token.accessToken });
-    };
-    const first = await send(false);
-    // The API may reject a token the cache still holds as valid (revoked, keys rolled).
-    return first.status === 401 ? send(true) : first;
+    return sendWithToken(tokenService, session, scopes, (accessToken) =>
+      client.send({ ...call, accessToken }),
+    );
   }
 
   async function handle(
