@@ -36,6 +36,32 @@ export interface TodoProxyServices {
   readonly sessions: Pick<SessionStore, 'resolve' | 'delete'>;
 }
 
+/**
+ * The answer when getting the user's token needs the user: 401 with a login URL. MFA or Conditional
+ * Access (the refresh token is alive) keeps tokens and session, as signing in again on this device
+ * satisfies it; a dead refresh token has had its tokens removed, and the session that pointed at them
+ * ends too (if the store fails now, the next request finds no tokens and retries the clean-up).
+ * Undefined for any other error.
+ */
+export async function signInNeededResponse(
+  error: unknown,
+  sessions: Pick<SessionStore, 'delete'>,
+  cookie: string | undefined,
+  label: string,
+  context: InvocationContext,
+): Promise<HttpResponseInit | undefined> {
+  if (error instanceof UserInteractionRequiredError) {
+    return signInRequired('Sign in again to continue.', false);
+  }
+  if (error instanceof SignInRequiredError) {
+    await sessions.delete(cookie).catch((deleteError: unknown) => {
+      context.warn(`${label}: the session could not be deleted: ${String(deleteError)}`);
+    });
+    return signInRequired('Your sign-in has expired. Sign in again.', true);
+  }
+  return undefined;
+}
+
 /** The page the user comes back to after signing in again: the app's only page. */
 const PAGE = '/';
 const PUBLIC_COLLECTION = '/api/todos';
@@ -174,19 +200,8 @@ export function createTodoProxyHandler(
       }
       return relay(upstream, client);
     } catch (error) {
-      if (error instanceof UserInteractionRequiredError) {
-        // The refresh token is alive: the IdP wants the user (MFA, Conditional Access) first.
-        // Tokens and session stay; signing in again (on this device) satisfies it.
-        return signInRequired('Sign in again to continue.', false);
-      }
-      if (error instanceof SignInRequiredError) {
-        // The token service removed the tokens; the session that pointed at them ends too. If the
-        // store fails now, the next request finds no tokens again and retries the clean-up.
-        await sessions.delete(cookie).catch((deleteError: unknown) => {
-          context.warn(`todos: the session could not be deleted: ${String(deleteError)}`);
-        });
-        return signInRequired('Your sign-in has expired. Sign in again.', true);
-      }
+      const answer = await signInNeededResponse(error, sessions, cookie, 'todos', context);
+      if (answer !== undefined) return answer;
       throw error;
     }
   }

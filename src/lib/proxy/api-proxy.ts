@@ -2,14 +2,15 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import type { DownstreamApi } from '../config';
 import { readCookie, SESSION_COOKIE } from '../cookies';
 import { dependencyFailure } from '../dependency-errors';
-import {
-  AdminConsentRequiredError,
-  SignInRequiredError,
-  UserInteractionRequiredError,
-} from '../errors';
+import { AdminConsentRequiredError } from '../errors';
 import { problemResponse, SECURITY_HEADERS } from '../problem-response';
 import { emitEvent } from '../telemetry-events';
-import { safeRetryAfter, signInRequired, type TodoProxyServices } from '../todo-proxy';
+import {
+  safeRetryAfter,
+  signInNeededResponse,
+  signInRequired,
+  type TodoProxyServices,
+} from '../todo-proxy';
 import type { Session } from '../session-store';
 import {
   API_METHODS,
@@ -179,16 +180,14 @@ export function createApiProxyHandler(
       }
       return relay(upstream, api, method);
     } catch (error) {
-      if (error instanceof UserInteractionRequiredError) {
-        // The refresh token is alive: the IdP wants the user (MFA, Conditional Access) first.
-        return signInRequired('Sign in again to continue.', false);
-      }
-      if (error instanceof SignInRequiredError) {
-        await sessions.delete(cookie).catch((deleteError: unknown) => {
-          context.warn(`api ${api.name}: the session could not be deleted: ${String(deleteError)}`);
-        });
-        return signInRequired('Your sign-in has expired. Sign in again.', true);
-      }
+      const answer = await signInNeededResponse(
+        error,
+        sessions,
+        cookie,
+        `api ${api.name}`,
+        context,
+      );
+      if (answer !== undefined) return answer;
       throw error;
     }
   }
