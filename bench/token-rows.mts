@@ -3,9 +3,9 @@
 // to take a user's access token for calling the API directly.
 import { createRequire } from 'node:module';
 import type * as ConfigModule from '../src/lib/config.ts';
-import type * as KeyRingModule from '../src/lib/key-ring.ts';
-import type * as TableStorageModule from '../src/lib/table-storage.ts';
-import type * as TokenCacheStoreModule from '../src/lib/token-cache-store.ts';
+import type * as KeyRingModule from '../src/lib/tokens/key-ring.ts';
+import type * as TableStorageModule from '../src/lib/tokens/table-storage.ts';
+import type * as TokenCacheStoreModule from '../src/lib/tokens/token-cache-store.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -18,11 +18,11 @@ export interface TokenRows {
 
 export function openTokenRows(settings: Readonly<Record<string, string>>): TokenRows {
   const { loadConfig } = require('../dist/lib/config.js') as typeof ConfigModule;
-  const { KeyRing } = require('../dist/lib/key-ring.js') as typeof KeyRingModule;
+  const { KeyRing } = require('../dist/lib/tokens/key-ring.js') as typeof KeyRingModule;
   const { createTableClient, TokenTable } =
-    require('../dist/lib/table-storage.js') as typeof TableStorageModule;
+    require('../dist/lib/tokens/table-storage.js') as typeof TableStorageModule;
   const { TokenCacheStore, TOKEN_CACHE_ROW_KEY } =
-    require('../dist/lib/token-cache-store.js') as typeof TokenCacheStoreModule;
+    require('../dist/lib/tokens/token-cache-store.js') as typeof TokenCacheStoreModule;
 
   const config = loadConfig(settings);
   const client = createTableClient(config.tokenCache.connection, config.tokenCache.tableName);

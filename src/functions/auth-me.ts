@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import { getAppServices } from '../lib/app-services';
-import { createMeHandler } from '../lib/auth-handlers';
+import { createMeHandler } from '../lib/auth/auth-handlers';
 
 app.http('authMe', {
   methods: ['GET'],

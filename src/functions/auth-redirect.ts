@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import { getAppServices } from '../lib/app-services';
-import { createRedirectHandler } from '../lib/auth-handlers';
+import { createRedirectHandler } from '../lib/auth/auth-handlers';
 
 app.http('authRedirect', {
   methods: ['GET'],

@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import { getAppServices } from '../lib/app-services';
-import { createEndSessionHandler } from '../lib/auth-handlers';
+import { createEndSessionHandler } from '../lib/auth/auth-handlers';
 
 app.http('authSessionEnd', {
   methods: ['DELETE'],

@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import { getAppServices } from '../lib/app-services';
-import { createListSessionsHandler } from '../lib/auth-handlers';
+import { createListSessionsHandler } from '../lib/auth/auth-handlers';
 
 app.http('authSessions', {
   methods: ['GET'],

@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import { getAppServices } from '../lib/app-services';
-import { createSignInHandler } from '../lib/auth-handlers';
+import { createSignInHandler } from '../lib/auth/auth-handlers';
 
 app.http('authSignIn', {
   methods: ['GET'],

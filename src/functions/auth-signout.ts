@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import { getAppServices } from '../lib/app-services';
-import { createSignOutHandler } from '../lib/auth-handlers';
+import { createSignOutHandler } from '../lib/auth/auth-handlers';
 
 app.http('authSignOut', {
   methods: ['POST'],

@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import { getAppServices } from '../lib/app-services';
-import { createCleanupHandler } from '../lib/cleanup-handler';
+import { createCleanupHandler } from '../lib/tokens/cleanup-handler';
 
 // Daily, off-peak (UTC).
 app.timer('tokenCacheCleanup', {

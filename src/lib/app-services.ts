@@ -1,14 +1,14 @@
-import { AuthorityMetadataCache } from './authority-metadata';
+import { AuthorityMetadataCache } from './idp/authority-metadata';
 import { getConfig, type AppConfig, type DownstreamApi } from './config';
-import { KeyRing } from './key-ring';
-import { L1TokenCache } from './l1-token-cache';
-import { SessionStore, type RememberedSession } from './session-store';
-import { SignInFlow } from './sign-in-flow';
-import { startTelemetry } from './telemetry';
-import { createTableClient, TokenTable } from './table-storage';
-import { TokenCacheStore } from './token-cache-store';
-import { TokenService, type Logger } from './token-service';
-import { WebSite } from './web-site';
+import { KeyRing } from './tokens/key-ring';
+import { L1TokenCache } from './tokens/l1-token-cache';
+import { SessionStore, type RememberedSession } from './auth/session-store';
+import { SignInFlow } from './auth/sign-in-flow';
+import { startTelemetry } from './telemetry/telemetry';
+import { createTableClient, TokenTable } from './tokens/table-storage';
+import { TokenCacheStore } from './tokens/token-cache-store';
+import { TokenService, type Logger } from './tokens/token-service';
+import { WebSite } from './web/web-site';
 
 /** The process-wide objects the functions share, built once from the validated config. */
 export interface AppServices {

@@ -1,4 +1,4 @@
-import { parseClientCertificate, type ClientCredential } from './client-credential';
+import { parseClientCertificate, type ClientCredential } from './idp/client-credential';
 
 /**
  * The app's settings, read from the environment once and validated as a whole, so a bad deployment

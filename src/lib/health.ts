@@ -1,7 +1,7 @@
 import type { HttpHandler } from '@azure/functions';
-import { dependencyFailure } from './dependency-errors';
-import { jsonResponse, problemResponse } from './problem-response';
-import type { TokenTable } from './table-storage';
+import { dependencyFailure } from './http/dependency-errors';
+import { jsonResponse, problemResponse } from './http/problem-response';
+import type { TokenTable } from './tokens/table-storage';
 
 /** Readiness: the app can serve users only while their tokens can be read. */
 export function createHealthHandler(tokenTable: TokenTable): HttpHandler {

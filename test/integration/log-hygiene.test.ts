@@ -10,10 +10,10 @@ import { loadOrCreateTlsMaterial } from '../../dev/entra-emulator/certificate.mt
 import { startEntraEmulator, type EntraEmulator } from '../../dev/entra-emulator/emulator.mts';
 import { findFreePort } from '../../dev/ports.mts';
 import { startTodoListApi, type TodoListApi } from '../../dev/todolist-api/todolist-api.mts';
-import { KeyRing } from '../../src/lib/key-ring.ts';
-import { createTableClient, TokenTable } from '../../src/lib/table-storage.ts';
-import { EVENT_PREFIX } from '../../src/lib/telemetry-events.ts';
-import { TokenCacheStore } from '../../src/lib/token-cache-store.ts';
+import { KeyRing } from '../../src/lib/tokens/key-ring.ts';
+import { createTableClient, TokenTable } from '../../src/lib/tokens/table-storage.ts';
+import { EVENT_PREFIX } from '../../src/lib/telemetry/telemetry-events.ts';
+import { TokenCacheStore } from '../../src/lib/tokens/token-cache-store.ts';
 import { signInThroughApp } from '../support/app-session.ts';
 import { testStack, testUser } from '../support/stack.ts';
 import { uniqueTableName } from '../support/table-storage.ts';

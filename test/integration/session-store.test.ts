@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, inject, it } from 'vitest';
-import { KeyRing } from '../../src/lib/key-ring.ts';
-import { SessionStore, type SessionLifetimes } from '../../src/lib/session-store.ts';
+import { KeyRing } from '../../src/lib/tokens/key-ring.ts';
+import { SessionStore, type SessionLifetimes } from '../../src/lib/auth/session-store.ts';
 import { tokenTableOn } from '../support/table-storage.ts';
 
 // The session store's reads and writes on Azurite, counted in the table client's pipeline, with a

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { TestUser } from '../../dev/entra-emulator/emulator.mts';
-import { KeyRing } from '../../src/lib/key-ring.ts';
+import { KeyRing } from '../../src/lib/tokens/key-ring.ts';
 import {
   Cluster,
   privateUsers,

@@ -1,5 +1,5 @@
 import { describe, expect, inject, it } from 'vitest';
-import { deleteStaleRows } from '../../src/lib/stale-row-cleanup.ts';
+import { deleteStaleRows } from '../../src/lib/tokens/stale-row-cleanup.ts';
 import { tokenTableOn } from '../support/table-storage.ts';
 
 const DAY = 24 * 60 * 60 * 1000;

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { TokenCacheContext } from '@azure/msal-node';
 import { describe, expect, inject, it } from 'vitest';
-import { KeyRing } from '../../src/lib/key-ring.ts';
-import { TableTokenCache } from '../../src/lib/table-token-cache.ts';
-import { TokenCacheStore } from '../../src/lib/token-cache-store.ts';
+import { KeyRing } from '../../src/lib/tokens/key-ring.ts';
+import { TableTokenCache } from '../../src/lib/tokens/table-token-cache.ts';
+import { TokenCacheStore } from '../../src/lib/tokens/token-cache-store.ts';
 import { tokenTableOn } from '../support/table-storage.ts';
 
 const account = { home_account_id: 'oid.tid', environment: 'login.example' };

@@ -2,13 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startAzurite } from '../../dev/azurite.mts';
 import { CacheTooLargeError, TokenStoreUnavailableError } from '../../src/lib/errors.ts';
-import { KeyRing } from '../../src/lib/key-ring.ts';
+import { KeyRing } from '../../src/lib/tokens/key-ring.ts';
 import {
   ConcurrentUpdateError,
   TOKEN_CACHE_ROW_KEY,
   TokenCacheStore,
   UnreadableCacheError,
-} from '../../src/lib/token-cache-store.ts';
+} from '../../src/lib/tokens/token-cache-store.ts';
 import { tokenTableOn } from '../support/table-storage.ts';
 
 const key = randomBytes(32);

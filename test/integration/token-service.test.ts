@@ -13,9 +13,9 @@ import {
   TokenStoreUnavailableError,
   IdpUnavailableError,
 } from '../../src/lib/errors.ts';
-import { KeyRing } from '../../src/lib/key-ring.ts';
-import { TOKEN_CACHE_ROW_KEY, TokenCacheStore } from '../../src/lib/token-cache-store.ts';
-import type { TokenService } from '../../src/lib/token-service.ts';
+import { KeyRing } from '../../src/lib/tokens/key-ring.ts';
+import { TOKEN_CACHE_ROW_KEY, TokenCacheStore } from '../../src/lib/tokens/token-cache-store.ts';
+import type { TokenService } from '../../src/lib/tokens/token-service.ts';
 import { testStack } from '../support/stack.ts';
 import { RequestCounter, uniqueTableName } from '../support/table-storage.ts';
 import { UserAgent } from '../support/user-agent.ts';

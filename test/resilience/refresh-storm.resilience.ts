@@ -16,7 +16,7 @@ import { proxiesFor } from './support/table-proxy.ts';
 // max(0, W - MAX_WRITE_ATTEMPTS) can give up (503), and with W <= MAX_WRITE_ATTEMPTS none does.
 // W is counted at the IdP: one refresh per writer.
 
-const MAX_WRITE_ATTEMPTS = 5; // src/lib/table-token-cache.ts (README: "at most 5 times")
+const MAX_WRITE_ATTEMPTS = 5; // src/lib/tokens/table-token-cache.ts (README: "at most 5 times")
 const APPS = 6;
 const [max] = privateUsers('storm', ['max']) as [TestUser];
 let azurite: Azurite;

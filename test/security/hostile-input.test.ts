@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KeyRing } from '../../src/lib/key-ring.ts';
+import { KeyRing } from '../../src/lib/tokens/key-ring.ts';
 import { signInThroughApp } from '../support/app-session.ts';
 import { testStack, testUser } from '../support/stack.ts';
 import { UserAgent } from '../support/user-agent.ts';

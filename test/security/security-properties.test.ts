@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import { TableClient } from '@azure/data-tables';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { KeyRing } from '../../src/lib/key-ring.ts';
-import { loginUrl } from '../../src/lib/login-url.ts';
-import { safeReturnTo } from '../../src/lib/return-to.ts';
-import { createTableClient, TokenTable } from '../../src/lib/table-storage.ts';
-import { TokenCacheStore } from '../../src/lib/token-cache-store.ts';
+import { KeyRing } from '../../src/lib/tokens/key-ring.ts';
+import { loginUrl } from '../../src/lib/auth/login-url.ts';
+import { safeReturnTo } from '../../src/lib/auth/return-to.ts';
+import { createTableClient, TokenTable } from '../../src/lib/tokens/table-storage.ts';
+import { TokenCacheStore } from '../../src/lib/tokens/token-cache-store.ts';
 import { signInThroughApp } from '../support/app-session.ts';
 import { testStack, testUser } from '../support/stack.ts';
 import { UserAgent } from '../support/user-agent.ts';
@@ -23,7 +23,7 @@ const cy = testUser('cy@contoso.example');
 const dee = testUser('dee@contoso.example');
 const SESSION = '__Host-bff-session';
 const SIGN_IN_PREFIX = '__Host-bff-signin-';
-// The associated data the session store seals its cookie with (src/lib/session-store.ts).
+// The associated data the session store seals its cookie with (src/lib/auth/session-store.ts).
 const SESSION_COOKIE_AAD = 'session-cookie/v1';
 const homeAccountId = (oid: string) => `${oid}.${stack.emulator.tenantId}`;
 const keysOf = (setting: string) =>

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { PipelinePolicy } from '@azure/core-rest-pipeline';
-import { createTableClient, TokenTable } from '../../src/lib/table-storage.ts';
+import { createTableClient, TokenTable } from '../../src/lib/tokens/table-storage.ts';
 
 /** Counts the HTTP requests a table client sends, by method. */
 export class RequestCounter {

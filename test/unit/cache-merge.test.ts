@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hasNoAccount, homeAccountIds, mergeCaches } from '../../src/lib/cache-merge.ts';
+import { hasNoAccount, homeAccountIds, mergeCaches } from '../../src/lib/tokens/cache-merge.ts';
 
 const cache = (sections: Record<string, Record<string, unknown>>) => JSON.stringify(sections);
 const account = { home_account_id: 'oid.tid', environment: 'login' };

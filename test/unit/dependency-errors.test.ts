@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeCause, withEndpoint } from '../../src/lib/dependency-errors';
+import { describeCause, withEndpoint } from '../../src/lib/http/dependency-errors';
 import { IdpUnavailableError, TokenStoreUnavailableError } from '../../src/lib/errors';
 
 /** A Node system error as `net`, `dns` and `tls` raise them. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { messagePageResponse } from '../../src/lib/html-page.ts';
+import { messagePageResponse } from '../../src/lib/web/html-page.ts';
 
 function render(link: { href: string; text: string }, retryAfterSeconds?: number) {
   const response = messagePageResponse({

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { IdpBackoff } from '../../src/lib/idp-backoff.ts';
+import { IdpBackoff } from '../../src/lib/idp/idp-backoff.ts';
 import { IdpUnavailableError } from '../../src/lib/errors.ts';
-import { parseRetryAfter } from '../../src/lib/idp-network-client.ts';
+import { parseRetryAfter } from '../../src/lib/idp/idp-network-client.ts';
 
 describe('IdpBackoff', () => {
   it("holds a user for the IdP's Retry-After, then lets exactly one probe through", () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { KeyRing, UnreadableSealError } from '../../src/lib/key-ring.ts';
+import { KeyRing, UnreadableSealError } from '../../src/lib/tokens/key-ring.ts';
 
 const [oldKey, newKey, otherKey] = [randomBytes(32), randomBytes(32), randomBytes(32)];
 const plaintext = Buffer.from('refresh token material');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { L1TokenCache, type L1Token } from '../../src/lib/l1-token-cache.ts';
+import { L1TokenCache, type L1Token } from '../../src/lib/tokens/l1-token-cache.ts';
 
 const MINUTE = 60_000;
 const READ = 'api://todo/ToDoList.Read';

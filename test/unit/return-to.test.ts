@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { safeReturnTo } from '../../src/lib/return-to.ts';
+import { safeReturnTo } from '../../src/lib/auth/return-to.ts';
 
 describe('safeReturnTo', () => {
   it.each([

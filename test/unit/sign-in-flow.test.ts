@@ -7,15 +7,15 @@ import {
   IdpUnavailableError,
   SignInRequiredError,
 } from '../../src/lib/errors.ts';
-import { KeyRing } from '../../src/lib/key-ring.ts';
-import type { SessionStore } from '../../src/lib/session-store.ts';
+import { KeyRing } from '../../src/lib/tokens/key-ring.ts';
+import type { SessionStore } from '../../src/lib/auth/session-store.ts';
 import {
   MAX_PENDING_SIGN_INS,
   SIGN_IN_COOKIES_BUDGET,
   SignInFailedError,
   SignInFlow,
-} from '../../src/lib/sign-in-flow.ts';
-import type { TokenService } from '../../src/lib/token-service.ts';
+} from '../../src/lib/auth/sign-in-flow.ts';
+import type { TokenService } from '../../src/lib/tokens/token-service.ts';
 
 const settings = {
   redirectUri: 'http://localhost:7071/auth/redirect',

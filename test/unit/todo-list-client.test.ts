@@ -5,7 +5,7 @@ import {
   TodoListClient,
   TodoListTimeoutError,
   TodoListUnreachableError,
-} from '../../src/lib/todo-list-client.ts';
+} from '../../src/lib/proxy/todo-list-client.ts';
 
 interface TestServer {
   readonly origin: string;

@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/lib/config.ts';
-import type { Session } from '../../src/lib/session-store.ts';
-import { createTodoProxyHandler } from '../../src/lib/todo-proxy.ts';
+import type { Session } from '../../src/lib/auth/session-store.ts';
+import { createTodoProxyHandler } from '../../src/lib/proxy/todo-proxy.ts';
 
 // The relay rules for answers the sample API never gives, against a stub API whose next answer
 // each test sets.

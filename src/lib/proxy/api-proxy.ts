@@ -1,17 +1,17 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { DownstreamApi } from '../config';
-import { readCookie, SESSION_COOKIE } from '../cookies';
-import { dependencyFailure } from '../dependency-errors';
+import { readCookie, SESSION_COOKIE } from '../auth/cookies';
+import { dependencyFailure } from '../http/dependency-errors';
 import { AdminConsentRequiredError } from '../errors';
-import { problemResponse, SECURITY_HEADERS } from '../problem-response';
-import { emitEvent } from '../telemetry-events';
+import { problemResponse, SECURITY_HEADERS } from '../http/problem-response';
+import { emitEvent } from '../telemetry/telemetry-events';
 import {
   safeRetryAfter,
   signInNeededResponse,
   signInRequired,
   type TodoProxyServices,
-} from '../todo-proxy';
-import type { Session } from '../session-store';
+} from './todo-proxy';
+import type { Session } from '../auth/session-store';
 import {
   API_METHODS,
   ApiClient,

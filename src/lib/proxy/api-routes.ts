@@ -1,8 +1,8 @@
 import type { HttpHandler } from '@azure/functions';
 import type { DownstreamApi } from '../config';
-import { problemResponse } from '../problem-response';
-import { hasCsrfHeader, isSameOriginRequest } from '../request-checks';
-import { createTodoProxyHandler, type TodoProxyServices } from '../todo-proxy';
+import { problemResponse } from '../http/problem-response';
+import { hasCsrfHeader, isSameOriginRequest } from '../http/request-checks';
+import { createTodoProxyHandler, type TodoProxyServices } from './todo-proxy';
 import { createApiProxyHandler } from './api-proxy';
 
 /** Every method either handler answers (405 with `Allow` for the ones it does not take). */

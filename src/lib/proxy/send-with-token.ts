@@ -1,5 +1,5 @@
-import type { Session } from '../session-store';
-import type { TokenService } from '../token-service';
+import type { Session } from '../auth/session-store';
+import type { TokenService } from '../tokens/token-service';
 
 /**
  * Sends one API call with the user's access token for `scopes`, and once more with a refreshed

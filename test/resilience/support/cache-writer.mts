@@ -4,16 +4,16 @@
 // every write the table confirmed. The content of each version is checkable: its filler's digest.
 import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
-import type * as KeyRingModule from '../../../src/lib/key-ring.ts';
-import type * as TableStorageModule from '../../../src/lib/table-storage.ts';
-import type * as TokenCacheStoreModule from '../../../src/lib/token-cache-store.ts';
+import type * as KeyRingModule from '../../../src/lib/tokens/key-ring.ts';
+import type * as TableStorageModule from '../../../src/lib/tokens/table-storage.ts';
+import type * as TokenCacheStoreModule from '../../../src/lib/tokens/token-cache-store.ts';
 
 const require = createRequire(import.meta.url);
-const { KeyRing } = require('../../../dist/lib/key-ring.js') as typeof KeyRingModule;
+const { KeyRing } = require('../../../dist/lib/tokens/key-ring.js') as typeof KeyRingModule;
 const { createTableClient, TokenTable } =
-  require('../../../dist/lib/table-storage.js') as typeof TableStorageModule;
+  require('../../../dist/lib/tokens/table-storage.js') as typeof TableStorageModule;
 const { TokenCacheStore, ConcurrentUpdateError } =
-  require('../../../dist/lib/token-cache-store.js') as typeof TokenCacheStoreModule;
+  require('../../../dist/lib/tokens/token-cache-store.js') as typeof TokenCacheStoreModule;
 
 const { connectionString, tableName, key, partitions, bytes } = JSON.parse(
   process.argv[2] ?? '{}',

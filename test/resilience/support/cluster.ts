@@ -17,9 +17,9 @@ import {
 } from '../../../dev/entra-emulator/emulator.mts';
 import { findFreePort } from '../../../dev/ports.mts';
 import { startTodoListApi, type TodoListApi } from '../../../dev/todolist-api/todolist-api.mts';
-import type * as KeyRingModule from '../../../src/lib/key-ring.ts';
-import type * as TableStorageModule from '../../../src/lib/table-storage.ts';
-import type * as TokenCacheStoreModule from '../../../src/lib/token-cache-store.ts';
+import type * as KeyRingModule from '../../../src/lib/tokens/key-ring.ts';
+import type * as TableStorageModule from '../../../src/lib/tokens/table-storage.ts';
+import type * as TokenCacheStoreModule from '../../../src/lib/tokens/token-cache-store.ts';
 import { signInThroughApp } from '../../support/app-session.ts';
 import { testStack } from '../../support/stack.ts';
 import { UserAgent } from '../../support/user-agent.ts';
@@ -28,11 +28,11 @@ import { rawRequest, type RawAnswer } from '../../security/support/http.ts';
 // The built app's own modules (dist/), as the app processes run them: rows are read the way the
 // app reads them, whatever the sources under test look like at the moment.
 const require = createRequire(import.meta.url);
-const { KeyRing } = require('../../../dist/lib/key-ring.js') as typeof KeyRingModule;
+const { KeyRing } = require('../../../dist/lib/tokens/key-ring.js') as typeof KeyRingModule;
 const { createTableClient, TokenTable } =
-  require('../../../dist/lib/table-storage.js') as typeof TableStorageModule;
+  require('../../../dist/lib/tokens/table-storage.js') as typeof TableStorageModule;
 const { TokenCacheStore, TOKEN_CACHE_ROW_KEY } =
-  require('../../../dist/lib/token-cache-store.js') as typeof TokenCacheStoreModule;
+  require('../../../dist/lib/tokens/token-cache-store.js') as typeof TokenCacheStoreModule;
 export type TokenCacheStore = TokenCacheStoreModule.TokenCacheStore;
 export { TOKEN_CACHE_ROW_KEY };
 

@@ -1,5 +1,5 @@
 import type { TimerHandler } from '@azure/functions';
-import type { AppServices } from './app-services';
+import type { AppServices } from '../app-services';
 import { deleteStaleRows } from './stale-row-cleanup';
 
 const DAY_MS = 24 * 60 * 60 * 1000;

@@ -1,6 +1,6 @@
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
-import { isJsonMediaType } from './json-media-type';
-import { problemResponse } from './problem-response';
+import { isJsonMediaType } from '../http/json-media-type';
+import { problemResponse } from '../http/problem-response';
 
 /** The methods the API's collection and item routes take; anything else gets 405 with `Allow`. */
 const COLLECTION_METHODS = ['GET', 'POST'] as const;

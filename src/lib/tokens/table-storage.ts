@@ -1,8 +1,8 @@
 import type { AccessToken, TokenCredential } from '@azure/identity';
 import { TableClient, type TableServiceClientOptions } from '@azure/data-tables';
-import type { TableStorageConnection } from './config';
-import { withEndpoint } from './dependency-errors';
-import { TokenStoreUnavailableError } from './errors';
+import type { TableStorageConnection } from '../config';
+import { withEndpoint } from '../http/dependency-errors';
+import { TokenStoreUnavailableError } from '../errors';
 
 // A request to the token store sits on the path of every page and API call: fail over to a 503 in
 // about a second instead of the SDK's default of retrying for most of a minute.

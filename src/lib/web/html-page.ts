@@ -1,5 +1,5 @@
 import type { HttpResponseInit } from '@azure/functions';
-import { SECURITY_HEADERS } from './problem-response';
+import { SECURITY_HEADERS } from '../http/problem-response';
 
 // The app's own small pages load the page's stylesheet and icon from this origin, and nothing else:
 // no script, no inline style, no form.

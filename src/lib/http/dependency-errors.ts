@@ -3,8 +3,8 @@ import {
   IdpRejectedError,
   IdpUnavailableError,
   TokenStoreUnavailableError,
-} from './errors';
-import { emitEvent } from './telemetry-events';
+} from '../errors';
+import { emitEvent } from '../telemetry/telemetry-events';
 
 /**
  * Seconds a client should wait after a transient failure of the IdP or the token store, when the

@@ -1,11 +1,11 @@
-import type { ClientCredential } from './client-credential';
+import type { ClientCredential } from '../idp/client-credential';
 import {
   AuthError,
   ConfidentialClientApplication,
   LogLevel,
   type AuthenticationResult,
 } from '@azure/msal-node';
-import type { AuthorityMetadataCache } from './authority-metadata';
+import type { AuthorityMetadataCache } from '../idp/authority-metadata';
 import {
   AdminConsentRequiredError,
   ClientCredentialRejectedError,
@@ -14,12 +14,12 @@ import {
   SignInRequiredError,
   TokenStoreUnavailableError,
   UserInteractionRequiredError,
-} from './errors';
-import { IdpBackoff } from './idp-backoff';
-import { IdpNetworkClient, type TokenEndpointOutcome } from './idp-network-client';
+} from '../errors';
+import { IdpBackoff } from '../idp/idp-backoff';
+import { IdpNetworkClient, type TokenEndpointOutcome } from '../idp/idp-network-client';
 import { L1TokenCache } from './l1-token-cache';
 import { partitionKeyOf } from './partition-key';
-import { emitEvent } from './telemetry-events';
+import { emitEvent } from '../telemetry/telemetry-events';
 import { TableTokenCache } from './table-token-cache';
 import type { StoredEntity, TokenCacheRowAsRead, TokenCacheStore } from './token-cache-store';
 

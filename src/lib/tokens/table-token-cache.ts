@@ -1,6 +1,6 @@
 import type { ICachePlugin, TokenCacheContext } from '@azure/msal-node';
 import { hasNoAccount, homeAccountIds, mergeCaches } from './cache-merge';
-import { TokenStoreUnavailableError } from './errors';
+import { TokenStoreUnavailableError } from '../errors';
 import { partitionKeyOf } from './partition-key';
 import {
   ConcurrentUpdateError,

@@ -1,4 +1,4 @@
-import type { IdpUnavailableError } from './errors';
+import type { IdpUnavailableError } from '../errors';
 
 interface Hold {
   /** Epoch ms until which no token request of this user goes out. */

@@ -1,16 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { odata } from '@azure/data-tables';
-import { TokenStoreUnavailableError } from './errors';
-import { UnreadableSealError, type KeyRing } from './key-ring';
-import { L1TokenCache } from './l1-token-cache';
-import { partitionKeyOf } from './partition-key';
-import { statusOf, type TokenTable } from './table-storage';
+import { TokenStoreUnavailableError } from '../errors';
+import { UnreadableSealError, type KeyRing } from '../tokens/key-ring';
+import { L1TokenCache } from '../tokens/l1-token-cache';
+import { partitionKeyOf } from '../tokens/partition-key';
+import { statusOf, type TokenTable } from '../tokens/table-storage';
 import {
   TOKEN_CACHE_ROW_KEY,
   type StoredEntity,
   type TokenCacheRowAsRead,
-} from './token-cache-store';
-import type { SignedInUser } from './token-service';
+} from '../tokens/token-cache-store';
+import type { SignedInUser } from '../tokens/token-service';
 
 const SESSION_ROW_PREFIX = 'session.';
 // The first key after every `session.…` key: '/' follows '.' in code-point order.

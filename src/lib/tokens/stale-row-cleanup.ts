@@ -1,5 +1,5 @@
 import { odata } from '@azure/data-tables';
-import { TokenStoreUnavailableError } from './errors';
+import { TokenStoreUnavailableError } from '../errors';
 import { statusOf, type TokenTable } from './table-storage';
 
 export interface CleanupLimits {

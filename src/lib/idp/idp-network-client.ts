@@ -4,7 +4,7 @@ import {
   type NetworkRequestOptions,
   type NetworkResponse,
 } from '@azure/msal-node';
-import { withEndpoint } from './dependency-errors';
+import { withEndpoint } from '../http/dependency-errors';
 
 /** What one MSAL operation's token request met, for telling an outage from a refusal. */
 export interface TokenEndpointOutcome {

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { InvocationContext } from '@azure/functions';
-import type { SignInRequiredError } from './errors';
-import type { SignInFailure } from './sign-in-flow';
+import type { SignInRequiredError } from '../errors';
+import type { SignInFailure } from '../auth/sign-in-failure';
 
 /** Every event line starts with this, so one query finds them all (docs/deploy.md, "Telemetry"). */
 export const EVENT_PREFIX = 'bff.event';

@@ -1,6 +1,6 @@
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { TableEntityResult } from '@azure/data-tables';
-import { CacheTooLargeError, TokenStoreUnavailableError } from './errors';
+import { CacheTooLargeError, TokenStoreUnavailableError } from '../errors';
 import { UnreadableSealError, type KeyRing } from './key-ring';
 import { statusOf, type TokenTable } from './table-storage';
 

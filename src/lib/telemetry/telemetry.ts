@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { app, type FunctionHandler, type FunctionResult } from '@azure/functions';
-import type { TelemetrySettings } from './config';
+import type { TelemetrySettings } from '../config';
 import { withInvocationLog } from './telemetry-events';
 import type { TraceBinder } from './telemetry-tracing';
 

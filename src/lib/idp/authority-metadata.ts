@@ -1,5 +1,5 @@
-import { withEndpoint } from './dependency-errors';
-import { IdpUnavailableError } from './errors';
+import { withEndpoint } from '../http/dependency-errors';
+import { IdpUnavailableError } from '../errors';
 
 const FETCH_TIMEOUT_MS = 5_000;
 

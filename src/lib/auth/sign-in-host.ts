@@ -1,5 +1,5 @@
 import type { HttpResponseInit } from '@azure/functions';
-import { messagePageResponse } from './html-page';
+import { messagePageResponse } from '../web/html-page';
 import { loginUrl } from './login-url';
 
 const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);

@@ -1,15 +1,27 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { HttpHandler, HttpRequest, HttpResponseInit } from '@azure/functions';
-import { problemResponse, SECURITY_HEADERS } from './problem-response';
+import { problemResponse, SECURITY_HEADERS } from '../http/problem-response';
 
 /**
- * The page's files. `src/web/` is two levels above `src/lib/`, the compiled `dist/lib/` and the
- * bundle in `dist/bundle/` alike, so `func start`, the local host, the tests and a deployed package
- * all find it without a copy step.
+ * The page's files: `src/web/` in the app's root, the nearest folder above this module holding
+ * `host.json`. The module runs at different depths (`src/lib/web/` in the tests, `dist/lib/web/` from
+ * tsc, `dist/bundle/` for `func start`, the local host and a deployed package), and all find the same
+ * folder without a copy step.
  */
-export const WEB_ROOT = path.resolve(__dirname, '..', '..', 'src', 'web');
+export const WEB_ROOT = path.join(appRootAbove(__dirname), 'src', 'web');
+
+function appRootAbove(start: string): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'host.json'))) return dir;
+    if (path.dirname(dir) === dir) {
+      throw new Error(
+        `no host.json in ${start} or above it: the app must run from its Functions app root`,
+      );
+    }
+  }
+}
 
 const PAGE = 'index.html';
 /** Served under `/static/<name>`; nothing else in the folder is reachable. */

@@ -1,5 +1,5 @@
 import type { HttpHandler, HttpRequest, HttpResponseInit } from '@azure/functions';
-import type { AppServices } from './app-services';
+import type { AppServices } from '../app-services';
 import {
   expiredCookie,
   readCookie,
@@ -7,15 +7,16 @@ import {
   SESSION_COOKIE,
   SIGN_IN_COOKIE_PREFIX,
 } from './cookies';
-import { dependencyFailure } from './dependency-errors';
-import { messagePageResponse } from './html-page';
+import { dependencyFailure } from '../http/dependency-errors';
+import { messagePageResponse } from '../web/html-page';
 import { loginUrl } from './login-url';
-import { jsonResponse, problemResponse, SECURITY_HEADERS } from './problem-response';
-import { constantTimeEquals, hasCsrfHeader, isSameOriginRequest } from './request-checks';
+import { jsonResponse, problemResponse, SECURITY_HEADERS } from '../http/problem-response';
+import { constantTimeEquals, hasCsrfHeader, isSameOriginRequest } from '../http/request-checks';
 import type { Session } from './session-store';
-import { SignInFailedError, type SignInFailure } from './sign-in-flow';
+import type { SignInFailure } from './sign-in-failure';
+import { SignInFailedError } from './sign-in-flow';
 import { wrongHostPage } from './sign-in-host';
-import { emitEvent } from './telemetry-events';
+import { emitEvent } from '../telemetry/telemetry-events';
 
 // A sign-out form carries one short field: anything bigger is not ours.
 const MAX_FORM_BYTES = 4096;

@@ -5,29 +5,29 @@ import type {
   HttpResponseInit,
   InvocationContext,
 } from '@azure/functions';
-import type { AppConfig, DownstreamApi } from './config';
-import { expiredCookie, readCookie, SESSION_COOKIE } from './cookies';
-import { dependencyFailure } from './dependency-errors';
+import type { AppConfig, DownstreamApi } from '../config';
+import { expiredCookie, readCookie, SESSION_COOKIE } from '../auth/cookies';
+import { dependencyFailure } from '../http/dependency-errors';
 import {
   AdminConsentRequiredError,
   SignInRequiredError,
   UserInteractionRequiredError,
-} from './errors';
-import { isJsonMediaType } from './json-media-type';
-import { loginUrl } from './login-url';
-import { problemResponse, SECURITY_HEADERS } from './problem-response';
-import { sendWithToken } from './proxy/send-with-token';
-import { hasCsrfHeader, isSameOriginRequest } from './request-checks';
-import type { Session, SessionStore } from './session-store';
+} from '../errors';
+import { isJsonMediaType } from '../http/json-media-type';
+import { loginUrl } from '../auth/login-url';
+import { problemResponse, SECURITY_HEADERS } from '../http/problem-response';
+import { sendWithToken } from './send-with-token';
+import { hasCsrfHeader, isSameOriginRequest } from '../http/request-checks';
+import type { Session, SessionStore } from '../auth/session-store';
 import {
   TodoListClient,
   TodoListTimeoutError,
   TodoListUnreachableError,
   type TodoListResponse,
 } from './todo-list-client';
-import { emitEvent } from './telemetry-events';
+import { emitEvent } from '../telemetry/telemetry-events';
 import { isTodoId, parseTodoCall, type TodoCall } from './todo-request';
-import type { TokenService } from './token-service';
+import type { TokenService } from '../tokens/token-service';
 
 /** What the proxy uses of the app's services. */
 export interface TodoProxyServices {

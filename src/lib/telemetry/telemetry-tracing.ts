@@ -16,7 +16,7 @@ import {
   NodeTracerProvider,
   ParentBasedSampler,
 } from '@opentelemetry/sdk-trace-node';
-import type { TelemetrySettings } from './config';
+import type { TelemetrySettings } from '../config';
 
 /** Makes a handler run as a child of the host's span for the invocation. */
 export type TraceBinder = (

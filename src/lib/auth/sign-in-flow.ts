@@ -7,12 +7,13 @@ import {
   IdpRejectedError,
   SignInRequiredError,
   UserInteractionRequiredError,
-} from './errors';
-import { UnreadableSealError, type KeyRing } from './key-ring';
-import { constantTimeEquals } from './request-checks';
+} from '../errors';
+import { UnreadableSealError, type KeyRing } from '../tokens/key-ring';
+import { constantTimeEquals } from '../http/request-checks';
 import { safeReturnTo } from './return-to';
+import type { SignInFailure } from './sign-in-failure';
 import type { SessionStore } from './session-store';
-import type { TokenService } from './token-service';
+import type { TokenService } from '../tokens/token-service';
 
 // Long enough to type a password and pass MFA, short enough that a stolen cookie goes stale fast.
 const SIGN_IN_LIFETIME_SECONDS = 10 * 60;
@@ -38,17 +39,6 @@ export interface SignInSettings {
    */
   readonly scopes: readonly string[];
 }
-
-/** Why a callback cannot complete a sign-in; each is answered with a "sign in again" page, no session. */
-export type SignInFailure =
-  | 'idp_error'
-  | 'missing_state'
-  | 'expired_state'
-  | 'state_mismatch'
-  | 'missing_code'
-  | 'code_rejected'
-  | 'client_credential_rejected'
-  | 'admin_consent_missing';
 
 export class SignInFailedError extends Error {
   readonly failure: SignInFailure;
