@@ -1,9 +1,10 @@
-// `npm run dev`: the whole app offline. Starts Azurite, the Entra External ID emulator, the sample
-// ToDoList API and the function app (`func start` where Core Tools is installed, else the local
-// host), wires them together with keys generated once into .dev/, and stops everything on Ctrl-C,
-// on SIGINT, SIGTERM or SIGHUP, when its parent (npm) goes away, or when one of its parts exits.
-// What the stack stores (Azurite's tables, the emulator's sign-ins and keys, the API's items) is
-// kept in .dev/ across restarts; `--fresh` deletes it first.
+// `npm run dev`: the whole app offline. Starts Azurite, the Entra External ID emulator, the two
+// sample APIs (ToDoList as `todos`, notes as `notes`, each with its own audience and scopes) and
+// the function app (`func start` where Core Tools is installed, else the local host), wires them
+// together with keys generated once into .dev/, and stops everything on Ctrl-C, on SIGINT, SIGTERM
+// or SIGHUP, when its parent (npm) goes away, or when one of its parts exits. What the stack
+// stores (Azurite's tables, the emulator's sign-ins and keys, the APIs' items) is kept in .dev/
+// across restarts; `--fresh` deletes it first.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,8 +14,15 @@ import { parseArgs } from 'node:util';
 import { startAzurite, storageConnectionString, type Azurite } from './azurite.mts';
 import { startEntraEmulator, type EntraEmulator } from './entra-emulator/emulator.mts';
 import { isPortFree } from './ports.mts';
+import { startNotesApi, type NotesApi } from './notes-api/notes-api.mts';
 import { startTodoListApi, type TodoListApi } from './todolist-api/todolist-api.mts';
-import { DEV_IDENTITIES, appSettings, webAppClient } from './dev-settings.mts';
+import {
+  DEV_IDENTITIES,
+  NOTES_API_SCOPES,
+  appSettings,
+  notesApiRegistration,
+  webAppClient,
+} from './dev-settings.mts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const READY_TIMEOUT_MS = 60_000;
@@ -27,14 +35,17 @@ const usage = `Usage: npm run dev [-- options]
   --port <port>               the function app's port (PORT, else 7071)
   --emulator-port <port>      the Entra emulator's port (7443)
   --api-port <port>           the sample ToDoList API's port (7072)
+  --notes-api-port <port>     the sample notes API's port (7073)
   --azurite-ports <b,q,t>     Azurite's blob, queue and table ports (10000,10001,10002)
   -h, --help                  show this help
 
-State kept in the state directory across restarts, so users stay signed in with their to-dos:
+State kept in the state directory across restarts, so users stay signed in with their to-dos
+and notes:
   azurite/          Azurite's storage: the app's sessions and token caches
   entra-emulator/   the emulator's signing and cookie keys, grants, sessions, refresh tokens
-  todolist-api/     the sample API's to-do items
---fresh deletes these three. It keeps certs/ (the emulator's HTTPS certificate, which you may
+  todolist-api/     the sample ToDoList API's to-do items
+  notes-api/        the sample notes API's notes
+--fresh deletes these four. It keeps certs/ (the emulator's HTTPS certificate, which you may
 have trusted in a browser) and secrets.json (the app's client secret and encryption keys).`;
 
 function fail(message: string): never {
@@ -52,6 +63,7 @@ function readOptions() {
         port: { type: 'string', default: process.env.PORT || '7071' },
         'emulator-port': { type: 'string', default: '7443' },
         'api-port': { type: 'string', default: '7072' },
+        'notes-api-port': { type: 'string', default: '7073' },
         'azurite-ports': { type: 'string', default: '10000,10001,10002' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -78,6 +90,7 @@ function readOptions() {
     appPort: port('--port', values.port),
     emulatorPort: port('--emulator-port', values['emulator-port']),
     apiPort: port('--api-port', values['api-port']),
+    notesApiPort: port('--notes-api-port', values['notes-api-port']),
     azurite: {
       blob: port('--azurite-ports', blob ?? ''),
       queue: port('--azurite-ports', queue ?? ''),
@@ -113,13 +126,14 @@ function loadOrCreateSecrets(): DevSecrets {
 }
 
 /** The folders --fresh deletes: everything the stack stored, not its certificate or secrets. */
-const STATE_FOLDERS = ['azurite', 'entra-emulator', 'todolist-api'];
+const STATE_FOLDERS = ['azurite', 'entra-emulator', 'todolist-api', 'notes-api'];
 
 async function checkPorts(): Promise<void> {
   const wanted: [number, string][] = [
     [options.appPort, 'the function app (--port or PORT to use another)'],
     [options.emulatorPort, 'the Entra emulator (--emulator-port)'],
     [options.apiPort, 'the sample ToDoList API (--api-port)'],
+    [options.notesApiPort, 'the sample notes API (--notes-api-port)'],
     ...Object.values(options.azurite).map((port): [number, string] => [
       port,
       'Azurite (--azurite-ports)',
@@ -172,7 +186,7 @@ async function waitUntilHealthy(child: ChildProcess): Promise<void> {
   throw new Error(`the app did not answer /health within ${READY_TIMEOUT_MS / 1000} s`);
 }
 
-function printBanner(emulator: EntraEmulator, api: TodoListApi): void {
+function printBanner(emulator: EntraEmulator, api: TodoListApi, notes: NotesApi): void {
   const users = emulator.users
     .map((user) => `    ${user.name} <${user.preferred_username}>`)
     .join('\n');
@@ -183,7 +197,8 @@ ${users}
 
   App               ${APP_ORIGIN}  (health: ${APP_ORIGIN}/health)
   Entra emulator    ${emulator.authority}  (admin API: ${emulator.origin}/_emulator/)
-  ToDoList API      ${api.endpoint}  (faults: dev/todolist-api/README.md)
+  ToDoList API      ${api.endpoint}  (the app's /api/todos; faults: dev/todolist-api/README.md)
+  Notes API         ${notes.endpoint}  (the app's /api/notes; what it received: ${notes.origin}/_api/requests)
   Azurite           blob ${blob}, queue ${queue}, table ${table}
   State             ${stateDir} (kept across restarts; npm run dev -- --fresh starts clean)
 
@@ -196,6 +211,7 @@ Press Ctrl-C to stop.`);
 let azurite: Azurite | undefined;
 let emulator: EntraEmulator | undefined;
 let api: TodoListApi | undefined;
+let notesApi: NotesApi | undefined;
 let appProcess: ChildProcess | undefined;
 // The start-up step under way: stopping waits for it, so a part that was starting is stopped too.
 let pendingStep: Promise<unknown> = Promise.resolve();
@@ -233,6 +249,7 @@ async function stopAll(exitCode: number, reason: string): Promise<void> {
   console.log(`\n${reason}: stopping the development stack…`);
   await pendingStep;
   await stopApp();
+  await notesApi?.close();
   await api?.close();
   await emulator?.close();
   await azurite?.stop();
@@ -287,6 +304,7 @@ try {
       tenantId: DEV_IDENTITIES.tenantId,
       clients: [webAppClient(APP_ORIGIN, secrets.clientSecret)],
       api: { clientId: DEV_IDENTITIES.apiClientId },
+      otherApis: [notesApiRegistration()],
     }),
     (part) => (emulator = part),
   );
@@ -304,6 +322,21 @@ try {
     (part) => (api = part),
   );
 
+  console.log('Starting the sample notes API…');
+  const startedNotesApi = await step(
+    startNotesApi({
+      port: options.notesApiPort,
+      issuer: startedEmulator.issuer,
+      jwksUri: startedEmulator.jwksUri,
+      audience: DEV_IDENTITIES.notesApiClientId,
+      readScope: NOTES_API_SCOPES.read,
+      writeScope: NOTES_API_SCOPES.write,
+      caCertPem: startedEmulator.caCertPem,
+      dataFile: path.join(stateDir, 'notes-api', 'notes.json'),
+    }),
+    (part) => (notesApi = part),
+  );
+
   const useCoreTools = hasCoreTools();
   console.log(
     useCoreTools
@@ -318,6 +351,7 @@ try {
       authority: startedEmulator.authority,
       clientSecret: secrets.clientSecret,
       todoListEndpoint: startedApi.endpoint,
+      notesEndpoint: startedNotesApi.endpoint,
       tokenCacheStorage: storage,
       sessionKeys: secrets.sessionKey,
       tokenCacheKeys: secrets.tokenCacheKey,
@@ -338,7 +372,7 @@ try {
     (code, signal) => void stopAll(1, `The app exited (${signal ?? `code ${code}`})`),
   );
   await step(waitUntilHealthy(child));
-  printBanner(startedEmulator, startedApi);
+  printBanner(startedEmulator, startedApi, startedNotesApi);
 } catch (error) {
   if (!(error instanceof StopRequested)) {
     console.error(`\nnpm run dev: ${(error as Error).message}`);

@@ -1,8 +1,11 @@
-// A second sample API for the offline stack, behind `/api/notes`: notes kept per `oid` in memory,
-// bearer JWTs checked against the emulator's JWKS for an audience and scopes of its own (not the
-// ToDoList API's), and an admin surface that logs what arrived and scripts the next answers, so the
-// proxy's rules for any API (paths, headers, bodies, answers) can be tested end to end.
+// A second sample API for the offline stack, behind `/api/notes`: notes kept per `oid` in memory
+// (and in a file when asked), bearer JWTs checked against the emulator's JWKS for an audience and
+// scopes of its own (not the ToDoList API's), and an admin surface that logs what arrived and
+// scripts the next answers, so the proxy's rules for any API (paths, headers, bodies, answers) can
+// be tested end to end.
 import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createServer, STATUS_CODES } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +24,13 @@ export interface NotesApiOptions {
   port?: number;
   readScope?: string;
   writeScope?: string;
+  /** Keeps the notes in this JSON file, read at start and rewritten after every change. */
+  dataFile?: string;
+}
+
+interface Note {
+  id: string;
+  text: string;
 }
 
 /** One request as it reached the API: the raw target, every header, the body's bytes. */
@@ -75,7 +85,17 @@ export async function startNotesApi(options: NotesApiOptions): Promise<NotesApi>
     new URL(options.jwksUri),
     options.caCertPem === undefined ? {} : { [customFetch]: fetchTrusting(options.caCertPem) },
   );
-  const notes = new Map<string, Map<string, { id: string; text: string }>>();
+  const notes = loadNotes(options.dataFile);
+  const saveNotes = () => {
+    if (options.dataFile === undefined) return;
+    mkdirSync(dirname(options.dataFile), { recursive: true });
+    const temporary = `${options.dataFile}.${process.pid}.tmp`;
+    const rows = [...notes].flatMap(([owner, mine]) =>
+      [...mine.values()].map((note) => ({ owner, ...note })),
+    );
+    writeFileSync(temporary, JSON.stringify(rows));
+    renameSync(temporary, options.dataFile);
+  };
   let log: NotesApiRequest[] = [];
   let scripted: (ScriptedAnswer & { remaining: number }) | undefined;
 
@@ -145,13 +165,14 @@ export async function startNotesApi(options: NotesApiOptions): Promise<NotesApi>
     const match = /^\/v1\/notes(?:\/([A-Za-z0-9-]+))?$/.exec(path);
     if (!match) throw new Problem(404, 'No such route.');
     const id = match[1];
-    const mine = notes.get(owner) ?? new Map<string, { id: string; text: string }>();
+    const mine = notes.get(owner) ?? new Map<string, Note>();
     notes.set(owner, mine);
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     if (id === undefined && method === 'GET') return json(res, 200, [...mine.values()]);
     if (id === undefined && method === 'POST') {
       const note = { id: randomUUID(), text: textOf(body) };
       mine.set(note.id, note);
+      saveNotes();
       return json(res, 201, note, { Location: `/v1/notes/${note.id}` });
     }
     const note = id === undefined ? undefined : mine.get(id);
@@ -160,10 +181,12 @@ export async function startNotesApi(options: NotesApiOptions): Promise<NotesApi>
     if (method === 'GET') return json(res, 200, note);
     if (method === 'PUT') {
       note.text = textOf(body);
+      saveNotes();
       return json(res, 200, note);
     }
     if (method === 'DELETE') {
       mine.delete(note.id);
+      saveNotes();
       res.writeHead(204).end();
       return;
     }
@@ -198,6 +221,7 @@ export async function startNotesApi(options: NotesApiOptions): Promise<NotesApi>
 
   function reset(): void {
     notes.clear();
+    saveNotes();
     log = [];
     scripted = undefined;
   }
@@ -241,6 +265,26 @@ export async function startNotesApi(options: NotesApiOptions): Promise<NotesApi>
         server.close(() => resolve());
       }),
   };
+}
+
+function loadNotes(file: string | undefined): Map<string, Map<string, Note>> {
+  const byOwner = new Map<string, Map<string, Note>>();
+  if (file === undefined) return byOwner;
+  let rows: (Note & { owner: string })[];
+  try {
+    rows = JSON.parse(readFileSync(file, 'utf8')) as (Note & { owner: string })[];
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return byOwner;
+    throw new Error(`cannot read the notes in ${file}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  for (const { owner, id, text } of rows) {
+    const mine = byOwner.get(owner) ?? new Map<string, Note>();
+    mine.set(id, { id, text });
+    byOwner.set(owner, mine);
+  }
+  return byOwner;
 }
 
 function textOf(body: Buffer): string {

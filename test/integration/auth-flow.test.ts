@@ -70,6 +70,8 @@ describe('sign-in, session and sign-out over HTTP', () => {
       name: alice.name,
       username: alice.preferred_username,
       signOut: { url: '/auth/signout', method: 'POST' },
+      // The shared app is configured with the default API only.
+      apis: ['todos'],
     });
     expect(Date.parse(String(signedIn.body.expiresAt))).toBeGreaterThan(Date.now());
     const rows = await rowKeysOf(alice.oid);

@@ -1,9 +1,13 @@
-// `npm run dev` as a user meets it: a restart keeps users signed in with their to-dos, --fresh
-// starts clean, and a signal to any process of the stack stops all of it and frees every port.
+// `npm run dev` as a user meets it: both sample APIs answer through the app, each with a token of
+// its own audience; a restart keeps users signed in with their to-dos and notes, --fresh starts
+// clean, and a signal to any process of the stack stops all of it and frees every port.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { decodeJwt } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DEV_IDENTITIES } from '../../dev/dev-settings.mts';
 import {
   allPorts,
   freeDevStackPorts,
@@ -75,8 +79,79 @@ async function todos(agent: UserAgent, appOrigin: string): Promise<{ description
   return (await response.json()) as { description: string }[];
 }
 
+async function notes(agent: UserAgent, appOrigin: string): Promise<{ text: string }[]> {
+  const response = await agent.fetch(`${appOrigin}/api/notes/notes`, {
+    headers: { 'X-CSRF': '1' },
+  });
+  expect(response.status, await response.clone().text()).toBe(200);
+  return (await response.json()) as { text: string }[];
+}
+
+/** The `aud` of every bearer token a sample API received, from its own request log. */
+async function audiencesSeen(apiPort: number): Promise<string[]> {
+  const response = await fetch(`http://127.0.0.1:${apiPort}/_api/requests`);
+  expect(response.status).toBe(200);
+  const requests = (await response.json()) as { headers: Record<string, string | undefined> }[];
+  return requests.map((request) => {
+    const token = (request.headers.authorization ?? '').replace(/^Bearer /, '');
+    return String(decodeJwt(token).aud);
+  });
+}
+
+describe('npm run dev serves both sample APIs through the app', () => {
+  it('prints both APIs, says so in /auth/me, and each API gets tokens for its own audience only', async () => {
+    const ports = await freeDevStackPorts();
+    const stack = await start(newStateDir(), ports);
+    const { appOrigin } = stack;
+    expect(stack.output()).toContain(
+      `ToDoList API      http://127.0.0.1:${ports.api}/api/todolist`,
+    );
+    expect(stack.output()).toContain(`Notes API         http://127.0.0.1:${ports.notesApi}/v1`);
+    const agent = new UserAgent();
+    await signIn(agent, appOrigin);
+    const me = await agent.fetch(`${appOrigin}/auth/me`);
+    expect(((await me.json()) as { apis: string[] }).apis).toEqual(['todos', 'notes']);
+
+    const note = await agent.fetch(`${appOrigin}/api/notes/notes`, {
+      method: 'POST',
+      headers: { 'X-CSRF': '1', 'Content-Type': 'application/json' },
+      body: JSON.stringify({ text: 'a note through the app' }),
+    });
+    expect(note.status, await note.clone().text()).toBe(201);
+    // The API's Location comes back rewritten under the app's /api/notes.
+    expect(note.headers.get('location')).toMatch(/^\/api\/notes\/notes\/[0-9a-f-]+$/);
+    expect((await notes(agent, appOrigin)).map((item) => item.text)).toEqual([
+      'a note through the app',
+    ]);
+    expect(await todos(agent, appOrigin)).toEqual([]);
+
+    const notesAudiences = await audiencesSeen(ports.notesApi);
+    const todoAudiences = await audiencesSeen(ports.api);
+    expect(notesAudiences.length).toBe(2);
+    expect(new Set(notesAudiences)).toEqual(new Set([DEV_IDENTITIES.notesApiClientId]));
+    expect(todoAudiences.length).toBe(1);
+    expect(new Set(todoAudiences)).toEqual(new Set([DEV_IDENTITIES.apiClientId]));
+    await stop(stack);
+  }, 120_000);
+});
+
+describe('npm run dev names a port that is taken, and the option to change it', () => {
+  it('the notes API port', async () => {
+    const ports = await freeDevStackPorts();
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(ports.notesApi, '127.0.0.1', resolve));
+    try {
+      await expect(start(newStateDir(), ports)).rejects.toThrow(
+        `port ${ports.notesApi} (for the sample notes API (--notes-api-port)) already in use`,
+      );
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
+    }
+  }, 60_000);
+});
+
 describe('npm run dev keeps its state in the state folder', () => {
-  it('keeps the browser signed in (app, emulator) and the to-dos across a restart; --fresh forgets them', async () => {
+  it('keeps the browser signed in (app, emulator), the to-dos and the notes across a restart; --fresh forgets them', async () => {
     const stateDir = newStateDir();
     const ports = await freeDevStackPorts();
     const agent = new UserAgent();
@@ -98,6 +173,12 @@ describe('npm run dev keeps its state in the state folder', () => {
     });
     expect(added.status).toBe(201);
     expect((await todos(agent, appOrigin)).length).toBe(1);
+    const note = await agent.fetch(`${appOrigin}/api/notes/notes`, {
+      method: 'POST',
+      headers: { 'X-CSRF': '1', 'Content-Type': 'application/json' },
+      body: JSON.stringify({ text: 'a note kept across a restart' }),
+    });
+    expect(note.status).toBe(201);
     await stop(stack);
 
     stack = await start(stateDir, ports);
@@ -108,6 +189,9 @@ describe('npm run dev keeps its state in the state folder', () => {
     expect(((await me.json()) as { username: string }).username).toBe('alice@contoso.example');
     expect((await todos(agent, appOrigin)).map((item) => item.description)).toEqual([
       'kept across a restart',
+    ]);
+    expect((await notes(agent, appOrigin)).map((item) => item.text)).toEqual([
+      'a note kept across a restart',
     ]);
     // The emulator's own session (its store and cookie keys) survived too: signing in again
     // goes straight back to the app, without its sign-in page.
@@ -120,7 +204,9 @@ describe('npm run dev keeps its state in the state folder', () => {
     await stop(stack);
 
     stack = await start(stateDir, ports, ['--fresh']);
-    expect(stack.output()).toMatch(/--fresh: deleted azurite\/, entra-emulator\/, todolist-api\//);
+    expect(stack.output()).toMatch(
+      /--fresh: deleted azurite\/, entra-emulator\/, todolist-api\/, notes-api\//,
+    );
     expect((await agent.fetch(`${appOrigin}/auth/me`)).status).toBe(401);
     const fresh = await agent.navigate(`${appOrigin}/auth/signin?returnTo=/`);
     // No emulator session any more: its sign-in page asks who is signing in.
@@ -129,6 +215,7 @@ describe('npm run dev keeps its state in the state folder', () => {
     await fresh.response.body?.cancel();
     await signIn(agent, appOrigin);
     expect(await todos(agent, appOrigin)).toEqual([]);
+    expect(await notes(agent, appOrigin)).toEqual([]);
     await stop(stack);
   }, 180_000);
 });

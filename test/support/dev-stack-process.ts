@@ -9,6 +9,7 @@ export interface DevStackPorts {
   readonly app: number;
   readonly emulator: number;
   readonly api: number;
+  readonly notesApi: number;
   readonly azurite: readonly [number, number, number];
 }
 
@@ -26,12 +27,12 @@ export interface RunningDevStack {
 export async function freeDevStackPorts(): Promise<DevStackPorts> {
   const ports: number[] = [];
   // Distinct even if the OS offers a port again after it was released.
-  while (ports.length < 6) {
+  while (ports.length < 7) {
     const port = await findFreePort();
     if (!ports.includes(port)) ports.push(port);
   }
-  const [app = 0, emulator = 0, api = 0, blob = 0, queue = 0, table = 0] = ports;
-  return { app, emulator, api, azurite: [blob, queue, table] };
+  const [app = 0, emulator = 0, api = 0, notesApi = 0, blob = 0, queue = 0, table = 0] = ports;
+  return { app, emulator, api, notesApi, azurite: [blob, queue, table] };
 }
 
 /**
@@ -70,6 +71,8 @@ export async function startDevStack(
     String(ports.emulator),
     '--api-port',
     String(ports.api),
+    '--notes-api-port',
+    String(ports.notesApi),
     '--azurite-ports',
     ports.azurite.join(','),
     ...extraArgs,
@@ -158,5 +161,5 @@ export async function waitUntilAllGone(
 }
 
 export function allPorts(ports: DevStackPorts): number[] {
-  return [ports.app, ports.emulator, ports.api, ...ports.azurite];
+  return [ports.app, ports.emulator, ports.api, ports.notesApi, ...ports.azurite];
 }

@@ -136,8 +136,13 @@ export function createRedirectHandler({ signInFlow }: AppServices): HttpHandler 
   };
 }
 
-/** `GET /auth/me`: who is signed in, for the page; 401 with a login URL otherwise. */
-export function createMeHandler({ sessions }: AppServices): HttpHandler {
+/**
+ * `GET /auth/me`: who is signed in, for the page; 401 with a login URL otherwise. `apis` names the
+ * configured downstream APIs (each served as `/api/<name>`), so the page shows a section only for
+ * an API it can call, without probing for one that is not there.
+ */
+export function createMeHandler({ sessions, config }: AppServices): HttpHandler {
+  const apis = config.downstreamApis.map((api) => api.name);
   return async (request) => {
     const cookie = readCookie(request, SESSION_COOKIE);
     let session: Session | undefined;
@@ -153,6 +158,7 @@ export function createMeHandler({ sessions }: AppServices): HttpHandler {
       expiresAt: session.expiresAt.toISOString(),
       idleExpiresAt: session.idleExpiresAt.toISOString(),
       signOut: { url: '/auth/signout', method: 'POST', csrfToken: session.csrfToken },
+      apis,
     });
   };
 }
