@@ -54,6 +54,8 @@ declare module 'oidc-provider' {
     resourceServers: Record<string, ResourceServer>;
     readonly requestParamScopes: Set<string>;
     readonly requestParamOIDCScopes: Set<string>;
+    /** The known claims the `claims` parameter asks for in the ID token or userinfo. */
+    readonly requestParamClaims: Set<string>;
   }
 
   export interface Client {
@@ -89,6 +91,7 @@ declare module 'oidc-provider' {
     accountId: string;
     clientId: string;
     addOIDCScope(scope: string): void;
+    addOIDCClaims(claims: string[]): void;
     addResourceScope(resource: string, scope: string): void;
     save(): Promise<string>;
   }
@@ -117,6 +120,8 @@ declare module 'oidc-provider' {
     scope?: string;
     /** The resource indicator(s) the token was issued for. */
     resource?: string | string[];
+    /** The authorize request's `claims` parameter, parsed (features.claimsParameter), kept on the code and its refresh tokens. */
+    claims?: Record<string, unknown>;
     save(): Promise<string>;
   }
 
@@ -169,6 +174,7 @@ declare module 'oidc-provider' {
       dPoP: { enabled: boolean };
       pushedAuthorizationRequests: { enabled: boolean };
       userinfo: { enabled: boolean };
+      claimsParameter: { enabled: boolean };
       rpInitiatedLogout: { enabled: boolean };
       resourceIndicators: {
         enabled: boolean;

@@ -7,6 +7,7 @@ import Provider, {
   type HookContext,
   type Interaction,
 } from 'oidc-provider';
+import { requestedAcrs } from './claims-request.mts';
 import type { MemoryStore } from './memory-store.mts';
 import { errorPage, respondWithPage } from './pages.mts';
 import type { EmulatorUser, UserDirectory } from './users.mts';
@@ -99,6 +100,12 @@ function profileClaims(user: EmulatorUser) {
   };
 }
 
+function stringList(value: unknown): string[] {
+  return Array.isArray(value)
+    ? value.filter((item): item is string => typeof item === 'string')
+    : [];
+}
+
 /** An oidc-provider instance configured to answer as Entra External ID does. */
 export function createEntraProvider(settings: ProviderSettings): Provider {
   const { tenantId, api, users, lifetimes, store } = settings;
@@ -174,6 +181,8 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
         ? existing
         : new oidc.provider.Grant({ accountId, clientId });
     grant.addOIDCScope([...oidc.requestParamOIDCScopes].join(' '));
+    // Nor are users asked about the ID token claims a `claims` parameter names.
+    grant.addOIDCClaims([...oidc.requestParamClaims]);
     for (const registration of apis) {
       grant.addResourceScope(registration.appIdUri, scopesOf(registration).join(' '));
     }
@@ -197,6 +206,27 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
           hinted.sub !== signedIn &&
           ctx.oidc.result?.login === undefined
         );
+      },
+    ),
+  );
+
+  // An authorize request whose `claims` ask for Conditional Access authentication contexts (`acrs`)
+  // is a step-up: Entra makes the user satisfy the policies behind them (e.g. MFA) even when they
+  // are signed in (https://learn.microsoft.com/entra/identity-platform/developer-guide-conditional-access-authentication-context).
+  // The emulator's sign-in stands for that: it asks for it once per such request, and what the
+  // request asked for is then satisfied (kept with the code and its refresh tokens, see
+  // token-endpoint.mts).
+  policy.get('login')?.checks.push(
+    new interactionPolicy.Check(
+      'claims_acrs',
+      'the claims parameter asks for an authentication context',
+      (ctx) => {
+        if (ctx.oidc.result?.login !== undefined) return false;
+        try {
+          return requestedAcrs(JSON.parse(ctx.oidc.params.claims ?? 'null')).length > 0;
+        } catch {
+          return false;
+        }
       },
     ),
   );
@@ -239,6 +269,10 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
       pushedAuthorizationRequests: { enabled: false },
       // Entra's userinfo endpoint belongs to Microsoft Graph.
       userinfo: { enabled: false },
+      // Entra takes the `claims` parameter (claims challenges, client capabilities). oidc-provider
+      // keeps the authorize request's on the code and its refresh tokens; unlike Entra it refuses
+      // one with neither `id_token` nor `userinfo` (msal-common always adds `id_token`).
+      claimsParameter: { enabled: true },
       // Kept for end_session_endpoint in discovery; the emulator answers the logout URL itself.
       rpInitiatedLogout: { enabled: true },
       resourceIndicators: {
@@ -268,7 +302,7 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
     formats: {
       customizers: {
         // Reshapes oidc-provider's JWT access token into Entra's v2.0 one.
-        jwt: (_ctx, token, jwt) => {
+        jwt: (ctx, token, jwt) => {
           const user = users.bySub(token.accountId);
           const { scope, client_id: azp, ...claims } = jwt.payload;
           const scp = typeof scope === 'string' ? scope.split(' ') : [];
@@ -283,6 +317,11 @@ export function createEntraProvider(settings: ProviderSettings): Provider {
               .map((name) => name.slice(owner.appIdUri.length + 1))
               .join(' '),
             ...(user && { oid: user.oid, tid: tenantId, ...profileClaims(user) }),
+            // Set by the token endpoint from the request's `claims` (token-endpoint.mts).
+            ...(stringList(ctx.state?.acrs).length > 0 && { acrs: stringList(ctx.state?.acrs) }),
+            ...(stringList(ctx.state?.clientCapabilities).length > 0 && {
+              xms_cc: stringList(ctx.state?.clientCapabilities),
+            }),
             ver: '2.0',
           };
         },

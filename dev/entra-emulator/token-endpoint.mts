@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KoaContext, Middleware, Provider } from 'oidc-provider';
+import { clientCapabilities, parseClaimsRequest, requestedAcrs } from './claims-request.mts';
 import type { FailureFault, FaultInjector } from './faults.mts';
 import { readBody } from './request-body.mts';
 import type { EmulatorUser, UserDirectory } from './users.mts';
@@ -15,6 +16,7 @@ import type { EmulatorUser, UserDirectory } from './users.mts';
  *   https://learn.microsoft.com/entra/external-id/customers/how-to-register-ciam-app "Grant admin
  *   consent"), so the refresh token's recorded scopes are widened to the consented ones asked for;
  * - `client_info` in a successful response;
+ * - the `claims` request parameter (see `claimsOutcome`);
  * - every error body in Entra's shape (see `entraError`).
  */
 export function entraTokenEndpoint(options: {
@@ -33,17 +35,13 @@ export function entraTokenEndpoint(options: {
   const { path, tenantId, provider, users, faults, apiScopes, tokenEndpoint, certificates } =
     options;
 
-  const userOf = async (
-    grantType: string,
-    form: URLSearchParams,
-  ): Promise<EmulatorUser | undefined> => {
+  /** The refresh token or code presented, as stored. */
+  const presentedOf = async (grantType: string, form: URLSearchParams) => {
     if (grantType === 'refresh_token') {
-      const token = await provider.RefreshToken.find(form.get('refresh_token') ?? '');
-      return users.bySub(token?.accountId);
+      return provider.RefreshToken.find(form.get('refresh_token') ?? '');
     }
     if (grantType === 'authorization_code') {
-      const code = await provider.AuthorizationCode.find(form.get('code') ?? '');
-      return users.bySub(code?.accountId);
+      return provider.AuthorizationCode.find(form.get('code') ?? '');
     }
     return undefined;
   };
@@ -76,7 +74,8 @@ export function entraTokenEndpoint(options: {
     const grantType = form.get('grant_type') ?? 'unknown';
     ctx.state.grantType = grantType;
 
-    const user = await userOf(grantType, form);
+    const presented = await presentedOf(grantType, form);
+    const user: EmulatorUser | undefined = users.bySub(presented?.accountId);
     const { delayMs, hang, failure } = faults.take({ grantType, oid: user?.oid });
     if (hang) await hang;
     if (delayMs > 0) await sleep(delayMs);
@@ -91,6 +90,15 @@ export function entraTokenEndpoint(options: {
       ctx.body = entraError(ctx, refused.code, 'invalid_client', refused.description);
       return;
     }
+    const claims = claimsOutcome(grantType, form.get('claims'), presented?.claims);
+    if (claims.refusal !== undefined) {
+      ctx.status = 400;
+      ctx.body = claims.refusal(ctx, form.get('client_id') ?? '');
+      return;
+    }
+    // For the access token's customizer (provider.mts).
+    ctx.state.acrs = claims.acrs;
+    ctx.state.clientCapabilities = claims.clientCapabilities;
 
     await next();
 
@@ -105,6 +113,76 @@ export function entraTokenEndpoint(options: {
       const description = typeof body.error_description === 'string' ? body.error_description : '';
       ctx.body = entraError(ctx, code, error, description);
     }
+  };
+}
+
+interface ClaimsOutcome {
+  /** Auth context ids for the access token's `acrs` claim. */
+  acrs: string[];
+  /** Client capabilities for its `xms_cc` claim. */
+  clientCapabilities: string[];
+  refusal?: (ctx: KoaContext, clientId: string) => ReturnType<typeof entraError>;
+}
+
+/**
+ * What a token request's `claims` parameter asks, against what the user satisfied when they signed
+ * in: the authorize request's `claims` (kept on the code and every refresh token from it; the
+ * emulator's sign-in satisfies the auth contexts it asked for, see provider.mts). As Entra:
+ * - malformed `claims`: 400 invalid_request, AADSTS50117 ("Failed to deserialize policy specified
+ *   in the request's claim parameter", https://learn.microsoft.com/entra/identity-platform/reference-error-codes);
+ * - an essential `acrs` the sign-in did not satisfy: the refresh cannot satisfy it, the user must
+ *   step up: 400 invalid_grant, AADSTS50076, suberror basic_action, with the body's `claims` naming
+ *   what is missing, as Entra's Conditional Access refusals carry one
+ *   (https://learn.microsoft.com/entra/identity-platform/claims-challenge; msal-common copies it into
+ *   InteractionRequiredAuthError.claims);
+ * - otherwise the access token carries the satisfied `acrs` asked for (the code's: all its
+ *   authorize request asked) and `xms_cc` when the client declared capabilities such as cp1
+ *   (https://learn.microsoft.com/entra/identity-platform/optional-claims-reference "xms_cc";
+ *   https://learn.microsoft.com/entra/identity-platform/developer-guide-conditional-access-authentication-context).
+ */
+function claimsOutcome(
+  grantType: string,
+  parameter: string | null,
+  signedInWith: Record<string, unknown> | undefined,
+): ClaimsOutcome {
+  const claims = parseClaimsRequest(parameter);
+  if (claims === 'malformed') {
+    return {
+      acrs: [],
+      clientCapabilities: [],
+      refusal: (ctx) =>
+        entraError(
+          ctx,
+          50117,
+          'invalid_request',
+          "Failed to deserialize policy specified in the request's claim parameter.",
+        ),
+    };
+  }
+  const satisfied = requestedAcrs(signedInWith);
+  const missing = requestedAcrs(claims, true).filter((acrs) => !satisfied.includes(acrs));
+  if (missing.length > 0) {
+    return {
+      acrs: [],
+      clientCapabilities: [],
+      refusal: (ctx, clientId) => ({
+        ...entraError(
+          ctx,
+          50076,
+          'invalid_grant',
+          `Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '${clientId}'. (Conditional Access authentication context ${missing.join(', ')}: not satisfied at sign-in)`,
+          'basic_action',
+        ),
+        claims: JSON.stringify({ access_token: { acrs: { essential: true, values: missing } } }),
+      }),
+    };
+  }
+  const asked = requestedAcrs(claims).filter((acrs) => satisfied.includes(acrs));
+  return {
+    acrs: grantType === 'authorization_code' ? satisfied : asked,
+    clientCapabilities: [
+      ...new Set([...clientCapabilities(claims), ...clientCapabilities(signedInWith)]),
+    ],
   };
 }
 

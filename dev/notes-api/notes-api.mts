@@ -10,6 +10,11 @@ import { createServer, STATUS_CODES } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRemoteJWKSet, customFetch, jwtVerify, type JWTPayload } from 'jose';
+import {
+  BadRequirementError,
+  ClaimsRequirements,
+  type ClaimsRequirement,
+} from '../todolist-api/claims-challenge.mts';
 import { fetchTrusting } from '../todolist-api/todolist-api.mts';
 
 export interface NotesApiOptions {
@@ -26,6 +31,8 @@ export interface NotesApiOptions {
   writeScope?: string;
   /** Keeps the notes in this JSON file, read at start and rewritten after every change. */
   dataFile?: string;
+  /** Routes that need an authentication context (`acrs`) from the start (see claims-challenge.mts). */
+  claimsRequirements?: ClaimsRequirement[];
 }
 
 interface Note {
@@ -59,7 +66,9 @@ export interface NotesApi {
   endpoint: string;
   requests(): NotesApiRequest[];
   script(answer: ScriptedAnswer): void;
-  /** Clears notes, scripted answers and the request log. */
+  /** Makes calls need an `acrs` value in their token, else a claims challenge (claims-challenge.mts). */
+  requireClaims(requirement: ClaimsRequirement): void;
+  /** Clears notes, scripted answers, claims requirements and the request log. */
   reset(): void;
   close(): Promise<void>;
 }
@@ -98,6 +107,10 @@ export async function startNotesApi(options: NotesApiOptions): Promise<NotesApi>
   };
   let log: NotesApiRequest[] = [];
   let scripted: (ScriptedAnswer & { remaining: number }) | undefined;
+  const claimsRequirements = new ClaimsRequirements(
+    options.issuer,
+    options.claimsRequirements ?? [],
+  );
 
   async function authenticate(req: IncomingMessage, entry: NotesApiRequest): Promise<string> {
     const [scheme, token, ...rest] = (req.headers.authorization ?? '').split(' ');
@@ -128,6 +141,16 @@ export async function startNotesApi(options: NotesApiOptions): Promise<NotesApi>
       });
     }
     if (typeof payload.oid !== 'string') throw new Problem(401, "The token has no 'oid' claim.");
+    const challenge = claimsRequirements.challengeFor((req.url ?? '').split('?')[0] ?? '', payload);
+    if (challenge !== undefined) {
+      throw new Problem(
+        401,
+        'The access token lacks the authentication context this route needs.',
+        {
+          'WWW-Authenticate': challenge,
+        },
+      );
+    }
     return payload.oid;
   }
 
@@ -204,6 +227,23 @@ export async function startNotesApi(options: NotesApiOptions): Promise<NotesApi>
       res.writeHead(204).end();
       return;
     }
+    if (route === 'POST /_api/claims-challenges') {
+      try {
+        claimsRequirements.add(JSON.parse((await readBody(req)).toString('utf8')));
+      } catch (error) {
+        if (error instanceof BadRequirementError || error instanceof SyntaxError) {
+          throw new Problem(400, error.message);
+        }
+        throw error;
+      }
+      res.writeHead(204).end();
+      return;
+    }
+    if (route === 'DELETE /_api/claims-challenges') {
+      claimsRequirements.clear();
+      res.writeHead(204).end();
+      return;
+    }
     if (route === 'POST /_api/answers') {
       script(JSON.parse((await readBody(req)).toString('utf8')) as ScriptedAnswer);
       res.writeHead(204).end();
@@ -224,6 +264,7 @@ export async function startNotesApi(options: NotesApiOptions): Promise<NotesApi>
     saveNotes();
     log = [];
     scripted = undefined;
+    claimsRequirements.clear();
   }
 
   const server = createServer((req, res) => {
@@ -258,6 +299,7 @@ export async function startNotesApi(options: NotesApiOptions): Promise<NotesApi>
     endpoint: `${origin}/v1`,
     requests: () => structuredClone(log),
     script,
+    requireClaims: (requirement) => claimsRequirements.add(requirement),
     reset,
     close: () =>
       new Promise<void>((resolve) => {

@@ -13,6 +13,13 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { rootCertificates } from 'node:tls';
 import { createRemoteJWKSet, customFetch, jwtVerify } from 'jose';
 import type { FetchImplementation, JWTPayload } from 'jose';
+import {
+  BadRequirementError,
+  ClaimsRequirements,
+  type ClaimsRequirement,
+} from './claims-challenge.mts';
+
+export type { ClaimsRequirement };
 
 export interface TodoListApiOptions {
   /** Expected `iss`, e.g. `https://127.0.0.1:PORT/<tenantId>/v2.0`. */
@@ -30,6 +37,8 @@ export interface TodoListApiOptions {
   maxBodyBytes?: number;
   /** Keeps the items in this JSON file, read at start and rewritten after every change. */
   dataFile?: string;
+  /** Routes that need an authentication context (`acrs`) from the start (see claims-challenge.mts). */
+  claimsRequirements?: ClaimsRequirement[];
 }
 
 export interface TodoItem {
@@ -77,7 +86,10 @@ export interface TodoListApi {
   setFault(fault: Fault): void;
   /** Clears every fault, or only those set for `oid`. */
   clearFaults(oid?: string): void;
-  /** Clears data, faults, counters and the request log. */
+  /** Makes calls need an `acrs` value in their token, else a claims challenge (claims-challenge.mts). */
+  requireClaims(requirement: ClaimsRequirement): void;
+  clearClaimsRequirements(): void;
+  /** Clears data, faults, claims requirements, counters and the request log. */
   reset(): void;
   close(): Promise<void>;
 }
@@ -91,6 +103,7 @@ const ADMIN_ROUTES: Record<string, string[]> = {
   '/_api/requests': ['GET'],
   '/_api/counters': ['GET'],
   '/_api/reset': ['POST'],
+  '/_api/claims-challenges': ['GET', 'POST', 'DELETE'],
 };
 // jose errors that mean the token itself is bad; any other failure is ours (e.g. keys unreachable).
 const TOKEN_ERRORS = new Set([
@@ -146,6 +159,10 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
   };
   // Keyed by mode and user (`*` for a fault on every user's requests).
   const faults = new Map<string, { fault: Fault; remaining: number }>();
+  const claimsRequirements = new ClaimsRequirements(
+    options.issuer,
+    options.claimsRequirements ?? [],
+  );
   let log: LoggedRequest[] = [];
   let counters = newCounters();
   const closing = new AbortController();
@@ -177,7 +194,11 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
     return active.fault as Extract<Fault, { mode: M }>;
   }
 
-  async function authenticate(req: IncomingMessage, accepted: string[]): Promise<string> {
+  async function authenticate(
+    req: IncomingMessage,
+    accepted: string[],
+    path: string,
+  ): Promise<string> {
     const [scheme, token, ...rest] = (req.headers.authorization ?? '').split(' ');
     // RFC 6750 §3.1: no error code when the client sent no bearer credentials at all.
     if (scheme?.toLowerCase() !== 'bearer') {
@@ -225,6 +246,14 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
       throw new Problem(403, `The access token lacks the ${accepted[0]} scope.`, {
         'WWW-Authenticate': `Bearer error="insufficient_scope", scope="${accepted[0]}"`,
       });
+    }
+    const challenge = claimsRequirements.challengeFor(path, payload);
+    if (challenge !== undefined) {
+      throw new Problem(
+        401,
+        'The access token lacks the authentication context this route needs.',
+        { 'WWW-Authenticate': challenge },
+      );
     }
     return payload.oid;
   }
@@ -284,6 +313,7 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
     const owner = await authenticate(
       req,
       method === 'GET' ? [readScope, writeScope] : [writeScope],
+      path,
     );
     const items = store.get(owner) ?? new Map<string, TodoItem>();
     store.set(owner, items);
@@ -343,6 +373,19 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
         return send(res, 200, log);
       case 'GET /_api/counters':
         return send(res, 200, counters);
+      case 'GET /_api/claims-challenges':
+        return send(res, 200, claimsRequirements.list());
+      case 'POST /_api/claims-challenges':
+        try {
+          claimsRequirements.add(await readJson(req));
+        } catch (error) {
+          if (error instanceof BadRequirementError) throw new Problem(400, error.message);
+          throw error;
+        }
+        return send(res, 204);
+      case 'DELETE /_api/claims-challenges':
+        claimsRequirements.clear();
+        return send(res, 204);
       default: // POST /_api/reset, the only pair checkMethod lets through
         reset();
         return send(res, 204);
@@ -353,6 +396,7 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
     store.clear();
     saveItems();
     faults.clear();
+    claimsRequirements.clear();
     log = [];
     counters = newCounters();
   }
@@ -385,6 +429,8 @@ export async function startTodoListApi(options: TodoListApiOptions): Promise<Tod
     counters: () => structuredClone(counters),
     setFault,
     clearFaults,
+    requireClaims: (requirement) => claimsRequirements.add(requirement),
+    clearClaimsRequirements: () => claimsRequirements.clear(),
     reset,
     close: () =>
       (closed ??= new Promise<void>((resolve, reject) => {

@@ -32,9 +32,13 @@ export class SignInRequiredError extends Error {
  * session stay (401 with a login URL); signing in again satisfies the IdP.
  */
 export class UserInteractionRequiredError extends Error {
-  constructor(options?: ErrorOptions) {
+  /** The claims request (JSON) the IdP named in its refusal, when it named one. */
+  readonly claims: string | undefined;
+
+  constructor(options?: ErrorOptions & { claims?: string }) {
     super('the identity provider needs the user to sign in interactively', options);
     this.name = 'UserInteractionRequiredError';
+    this.claims = options?.claims;
   }
 }
 

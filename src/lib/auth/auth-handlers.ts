@@ -14,7 +14,8 @@ import { jsonResponse, problemResponse, SECURITY_HEADERS } from '../http/problem
 import { constantTimeEquals, hasCsrfHeader, isSameOriginRequest } from '../http/request-checks';
 import type { Session } from './session-store';
 import type { SignInFailure } from './sign-in-failure';
-import { SignInFailedError } from './sign-in-flow';
+import { claimsFromSignInParameter, MAX_CLAIMS_REQUEST_BYTES } from './claims-request';
+import { SignInFailedError, SignInTooLargeError } from './sign-in-flow';
 import { wrongHostPage } from './sign-in-host';
 import { emitEvent } from '../telemetry/telemetry-events';
 
@@ -71,20 +72,41 @@ function dependencyProblem(error: unknown): HttpResponseInit {
   return problemResponse(failure);
 }
 
-/** `GET /auth/signin?returnTo=/path[&loginHint=name]`: to the IdP, with PKCE, state and nonce. */
+const BAD_CLAIMS = `claims must be the base64url (no padding) of a JSON object of objects (a claims request), at most ${MAX_CLAIMS_REQUEST_BYTES} bytes of JSON.`;
+
+/**
+ * `GET /auth/signin?returnTo=/path[&loginHint=name][&claims=base64url]`: to the IdP, with PKCE,
+ * state and nonce; `claims` (an API's claims challenge, as the proxy's `loginUrl` carries it) is
+ * checked here and becomes the authorize request's `claims` value, nothing else (400 if bad).
+ */
 export function createSignInHandler({ signInFlow, config }: AppServices): HttpHandler {
   return async (request) => {
     const returnTo = request.query.get('returnTo');
-    const wrongHost = wrongHostPage(request.url, config.appOrigin, returnTo);
+    const claimsParameter = request.query.get('claims');
+    const claims =
+      claimsParameter === null ? undefined : claimsFromSignInParameter(claimsParameter);
+    if (claimsParameter !== null && claims === undefined) {
+      return problemResponse({ status: 400, title: 'Invalid claims', detail: BAD_CLAIMS });
+    }
+    const wrongHost = wrongHostPage(request.url, config.appOrigin, returnTo, claims);
     if (wrongHost !== undefined) return wrongHost;
     try {
       const started = await signInFlow.start(
         returnTo,
         request.query.get('loginHint'),
         readCookiesWithPrefix(request, SIGN_IN_COOKIE_PREFIX),
+        claims,
       );
       return redirect(302, started.authorizeUrl, started.cookies);
     } catch (error) {
+      if (error instanceof SignInTooLargeError) {
+        return problemResponse({
+          status: 400,
+          title: 'Sign-in request too large',
+          detail:
+            'returnTo and claims together are too long for the sign-in cookie; use a shorter returnTo.',
+        });
+      }
       return dependencyPage(error, returnTo ?? '/');
     }
   };

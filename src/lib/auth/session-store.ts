@@ -43,6 +43,12 @@ export interface Session {
   readonly expiresAt: Date;
   /** When the session ends if unused. */
   readonly idleExpiresAt: Date;
+  /**
+   * The digest (claims-request.ts `claimsDigest`) of the claims request this session signed in
+   * with, when its sign-in answered an API's claims challenge: so a challenge for the same claims
+   * right after is known as one that signing in again does not meet.
+   */
+  readonly signInClaimsDigest?: string;
   /** With `withTokenCache`: the user's token-cache row, as read in the same query or remembered. */
   readonly tokenCacheRow?: TokenCacheRowAsRead;
 }
@@ -74,6 +80,7 @@ interface SessionEntity {
   Name?: string;
   Username: string;
   LoginHint?: string;
+  ClaimsDigest?: string;
   Csrf: string;
   Created: Date;
   LastUsed: Date;
@@ -137,8 +144,14 @@ export class SessionStore {
     this.now = now;
   }
 
-  /** Starts a new session with a new random id (never one the browser brought). */
-  async create(user: SignedInUser): Promise<NewSession> {
+  /**
+   * Starts a new session with a new random id (never one the browser brought); `claimsDigest` when
+   * the sign-in carried a claims request.
+   */
+  async create(
+    user: SignedInUser,
+    { claimsDigest }: { readonly claimsDigest?: string } = {},
+  ): Promise<NewSession> {
     const partitionKey = partitionKeyOf(user.homeAccountId);
     const sessionId = randomBytes(32).toString('base64url');
     const now = new Date(this.now());
@@ -150,6 +163,7 @@ export class SessionStore {
       ExpiresAt: new Date(now.getTime() + this.absoluteMs),
       ...(user.name === undefined ? {} : { Name: user.name }),
       ...(user.loginHint === undefined ? {} : { LoginHint: user.loginHint }),
+      ...(claimsDigest === undefined ? {} : { ClaimsDigest: claimsDigest }),
     };
     await this.guard(() =>
       this.table.run(() =>
@@ -244,6 +258,7 @@ export class SessionStore {
       session.username.length +
       (session.name?.length ?? 0) +
       (session.loginHint?.length ?? 0) +
+      (session.signInClaimsDigest?.length ?? 0) +
       session.csrfToken.length;
     this.l1.setSession(
       partitionKey,
@@ -382,6 +397,9 @@ export class SessionStore {
       createdAt: entity.Created,
       expiresAt: entity.ExpiresAt,
       idleExpiresAt: this.idleExpiryOf(entity),
+      ...(typeof entity.ClaimsDigest === 'string'
+        ? { signInClaimsDigest: entity.ClaimsDigest }
+        : {}),
     };
   }
 

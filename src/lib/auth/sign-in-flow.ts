@@ -10,6 +10,7 @@ import {
 } from '../errors';
 import { UnreadableSealError, type KeyRing } from '../tokens/key-ring';
 import { constantTimeEquals } from '../http/request-checks';
+import { claimsDigest } from './claims-request';
 import { safeReturnTo } from './return-to';
 import type { SignInFailure } from './sign-in-failure';
 import type { SessionStore } from './session-store';
@@ -65,6 +66,19 @@ export class SignInFailedError extends Error {
   }
 }
 
+/**
+ * A sign-in with a claims request whose cookie would not fit the budget beside the session cookie
+ * (a long `returnTo` with a large claims request): refused (400) rather than sent over 4 KB.
+ */
+export class SignInTooLargeError extends Error {
+  constructor(bytes: number) {
+    super(
+      `the sign-in cookie would be ${bytes} bytes, over the ${SIGN_IN_COOKIES_BUDGET} bytes its cookies may take`,
+    );
+    this.name = 'SignInTooLargeError';
+  }
+}
+
 /** What a sign-in cookie holds, sealed. State, nonce and PKCE verifier derive from `k`. */
 interface SignInState {
   /** 32 random bytes, base64url: the secret the sign-in's state, nonce and verifier derive from */
@@ -75,6 +89,8 @@ interface SignInState {
   readonly c: string[];
   /** started, epoch milliseconds: orders the sign-ins in progress, oldest dropped first */
   readonly t: number;
+  /** the claims request (a claims challenge's JSON, parsed), when the sign-in carries one */
+  readonly a?: Record<string, unknown>;
 }
 
 export interface CallbackParameters {
@@ -145,12 +161,15 @@ export class SignInFlow {
   /**
    * `loginHint` pre-fills the user name at the IdP (Entra's `login_hint`), when it is plausible.
    * `pending` are the browser's sign-in cookies: expired or unreadable ones are cleared, and the
-   * oldest beyond `MAX_PENDING_SIGN_INS` or the cookie budget are dropped.
+   * oldest beyond `MAX_PENDING_SIGN_INS` or the cookie budget are dropped. `claims` is a claims
+   * request (canonical JSON, see claims-request.ts) for the authorize request and the code
+   * redemption; the session started remembers its digest.
    */
   async start(
     returnTo: string | null,
     loginHint?: string | null,
     pending: ReadonlyMap<string, string> = new Map(),
+    claims?: string,
   ): Promise<StartedSignIn> {
     const secret = randomBytes(32).toString('base64url');
     const state: SignInState = {
@@ -158,8 +177,17 @@ export class SignInFlow {
       r: safeReturnTo(returnTo),
       c: [...OIDC_SCOPES, ...this.settings.scopes],
       t: this.now(),
+      // Kept as parsed JSON: as a string, every quote would be escaped again in the cookie.
+      ...(claims === undefined ? {} : { a: JSON.parse(claims) as Record<string, unknown> }),
     };
     const stateValue = derive(secret, 'state');
+    const name = cookieNameOf(stateValue);
+    const value = this.keyRing
+      .seal(Buffer.from(JSON.stringify(state)), SIGN_IN_ASSOCIATED_DATA + name)
+      .toString('base64url');
+    const bytes = headerBytes(name, value);
+    if (claims !== undefined && bytes > SIGN_IN_COOKIES_BUDGET)
+      throw new SignInTooLargeError(bytes);
     const authorizeUrl = await this.tokenService.authCodeUrl({
       scopes: state.c,
       redirectUri: this.settings.redirectUri,
@@ -167,15 +195,12 @@ export class SignInFlow {
       nonce: derive(secret, 'nonce'),
       codeChallenge: createHash('sha256').update(derive(secret, 'verifier')).digest('base64url'),
       ...(loginHint && /^[^\p{Cc}\s]{1,256}$/u.test(loginHint) ? { loginHint } : {}),
+      ...(claims === undefined ? {} : { claims }),
     });
-    const name = cookieNameOf(stateValue);
-    const value = this.keyRing
-      .seal(Buffer.from(JSON.stringify(state)), SIGN_IN_ASSOCIATED_DATA + name)
-      .toString('base64url');
     return {
       authorizeUrl,
       cookies: [
-        ...this.dropped(pending, headerBytes(name, value)).map((old) => expiredCookie(old, 'Lax')),
+        ...this.dropped(pending, bytes).map((old) => expiredCookie(old, 'Lax')),
         hostCookie(name, value, 'Lax', SIGN_IN_LIFETIME_SECONDS),
       ],
     };
@@ -237,6 +262,7 @@ export class SignInFlow {
       fail('state_mismatch');
     }
     if (parameters.code === null || parameters.code === '') fail('missing_code');
+    const claims = state.a === undefined ? undefined : JSON.stringify(state.a);
     let user;
     try {
       user = await this.tokenService.redeemCode({
@@ -246,6 +272,7 @@ export class SignInFlow {
         redirectUri: this.settings.redirectUri,
         state: derive(secret, 'state'),
         nonce: derive(secret, 'nonce'),
+        ...(claims === undefined ? {} : { claims }),
       });
     } catch (error) {
       // The app's own secret refused (wrong, expired): no retry helps until operators fix it.
@@ -266,7 +293,10 @@ export class SignInFlow {
       throw error;
     }
     await this.sessions.delete(previousSessionCookie);
-    const created = await this.sessions.create(user);
+    const created = await this.sessions.create(
+      user,
+      claims === undefined ? {} : { claimsDigest: claimsDigest(claims) },
+    );
     return {
       returnTo,
       cookies: [
@@ -293,7 +323,9 @@ export class SignInFlow {
         typeof state.r === 'string' &&
         typeof state.t === 'number' &&
         Array.isArray(state.c) &&
-        state.c.every((scope) => typeof scope === 'string');
+        state.c.every((scope) => typeof scope === 'string') &&
+        (state.a === undefined ||
+          (typeof state.a === 'object' && state.a !== null && !Array.isArray(state.a)));
       return wellFormed ? { ...(state as SignInState), r: safeReturnTo(state.r) } : undefined;
     } catch (error) {
       if (error instanceof UnreadableSealError || error instanceof SyntaxError) return undefined;

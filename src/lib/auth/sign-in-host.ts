@@ -15,6 +15,7 @@ export function wrongHostPage(
   requestUrl: string,
   appOrigin: string,
   returnTo: string | null,
+  claims?: string,
 ): HttpResponseInit | undefined {
   const requested = new URL(requestUrl);
   const app = new URL(appOrigin);
@@ -32,7 +33,7 @@ export function wrongHostPage(
       `This page was opened at ${requested.origin}, but the app signs in at ${app.origin} ` +
       `(its REDIRECT_URI). Browsers keep cookies per host, so a sign-in started here could not ` +
       `finish there. Open ${app.origin}/ and sign in from there.`,
-    link: { href: `${app.origin}${loginUrl(returnTo)}`, text: `Sign in at ${app.origin}` },
+    link: { href: `${app.origin}${loginUrl(returnTo, claims)}`, text: `Sign in at ${app.origin}` },
     // The page at this host could not sign in either.
     home: `${app.origin}/`,
   });

@@ -48,6 +48,8 @@ export interface AuthCodeUrlRequest {
   readonly codeChallenge: string;
   readonly loginHint?: string;
   readonly prompt?: string;
+  /** A claims request (JSON) from an API's claims challenge, for the authorize request. */
+  readonly claims?: string;
 }
 
 export interface RedeemCodeRequest {
@@ -57,6 +59,8 @@ export interface RedeemCodeRequest {
   readonly redirectUri: string;
   readonly state: string;
   readonly nonce: string;
+  /** The claims request the authorize request carried, sent again with the code. */
+  readonly claims?: string;
 }
 
 export interface SignedInUser {
@@ -73,12 +77,28 @@ export interface AcquireOptions {
   readonly forceRefresh?: boolean;
   /** The user's token-cache row as the request got it with its session. */
   readonly tokenCacheRow?: TokenCacheRowAsRead;
+  /**
+   * A claims request (JSON) from an API's claims challenge. msal-node then skips the cached access
+   * token and redeems the refresh token with these claims (msal-common SilentFlowClient
+   * `acquireCachedToken`: claims force a refresh; RefreshTokenClient adds them to the request).
+   */
+  readonly claims?: string;
 }
 
 export interface AccessToken {
   readonly accessToken: string;
   readonly expiresOn: Date | null;
 }
+
+/**
+ * The client capabilities the app declares: `cp1`, "can handle claims challenges", so Entra sends
+ * them (continuous access evaluation, Conditional Access authentication context):
+ * https://learn.microsoft.com/entra/identity-platform/claims-challenge ("Client capabilities").
+ * msal-common merges them into the `claims` parameter of every authorize and token request as
+ * `access_token.xms_cc.values` (request/RequestParameterBuilder.ts `buildMergedClaims`, called by
+ * protocol/Authorize.ts, client/AuthorizationCodeClient.ts and client/RefreshTokenClient.ts).
+ */
+export const CLIENT_CAPABILITIES: readonly string[] = ['cp1'];
 
 /** What a user is called when the IdP sent none of the claims that name them. */
 export const NEUTRAL_USERNAME = 'Signed-in user';
@@ -147,6 +167,7 @@ export class TokenService {
         responseMode: 'query',
         ...(request.loginHint === undefined ? {} : { loginHint: request.loginHint }),
         ...(request.prompt === undefined ? {} : { prompt: request.prompt }),
+        ...(request.claims === undefined ? {} : { claims: request.claims }),
       });
     } catch (error) {
       throw translate(error, undefined, network.outcome);
@@ -168,6 +189,7 @@ export class TokenService {
           redirectUri: request.redirectUri,
           state: request.state,
           nonce: request.nonce,
+          ...(request.claims === undefined ? {} : { claims: request.claims }),
         },
         { code: request.code, state: request.state },
       );
@@ -200,23 +222,23 @@ export class TokenService {
   async acquireToken(
     homeAccountId: string,
     scopes: readonly string[],
-    { forceRefresh = false, tokenCacheRow }: AcquireOptions = {},
+    { forceRefresh = false, tokenCacheRow, claims }: AcquireOptions = {},
   ): Promise<AccessToken> {
     const partitionKey = partitionKeyOf(homeAccountId);
     const scopeKey = scopeKeyOf(scopes);
-    if (forceRefresh) {
+    if (forceRefresh || claims !== undefined) {
       this.l1.forgetTokens(partitionKey);
     } else if (tokenCacheRow) {
       const etag = tokenCacheRow === 'remembered' ? undefined : tokenCacheRow.etag;
       const kept = this.l1.get(partitionKey, scopeKey, etag);
       if (kept !== undefined) return { accessToken: kept.accessToken, expiresOn: kept.expiresOn };
     }
-    const key = `${partitionKey}\n${scopeKey}\n${forceRefresh}`;
+    const key = `${partitionKey}\n${scopeKey}\n${forceRefresh}\n${claims ?? ''}`;
     let pending = this.inFlight.get(key);
     if (pending === undefined) {
       // A remembered row is not at hand: the cache plugin reads it.
       const row = tokenCacheRow === 'remembered' ? undefined : tokenCacheRow;
-      pending = this.acquireSilently(homeAccountId, scopes, forceRefresh, row).finally(() =>
+      pending = this.acquireSilently(homeAccountId, scopes, forceRefresh, row, claims).finally(() =>
         this.inFlight.delete(key),
       );
       this.inFlight.set(key, pending);
@@ -240,6 +262,7 @@ export class TokenService {
     scopes: readonly string[],
     forceRefresh: boolean,
     tokenCacheRow: StoredEntity | null | undefined,
+    claims: string | undefined,
   ): Promise<AccessToken> {
     const partitionKey = partitionKeyOf(homeAccountId);
     const epoch = this.l1.epoch;
@@ -265,10 +288,11 @@ export class TokenService {
         account,
         scopes: [...scopes],
         forceRefresh,
+        ...(claims === undefined ? {} : { claims }),
       });
       if (!result.fromCache) {
         this.backoff.succeeded(partitionKey);
-        emitEvent({ event: 'TokenRefreshed', forced: forceRefresh });
+        emitEvent({ event: 'TokenRefreshed', forced: forceRefresh || claims !== undefined });
       }
       const rowEtag = cache.rowEtag;
       if (rowEtag !== undefined) {
@@ -314,6 +338,7 @@ export class TokenService {
         knownAuthorities: [metadata.knownAuthority],
         authorityMetadata: metadata.authorityMetadata,
         cloudDiscoveryMetadata: metadata.cloudDiscoveryMetadata,
+        clientCapabilities: [...CLIENT_CAPABILITIES],
       },
       ...(cache === undefined ? {} : { cache: { cachePlugin: cache } }),
       system: { loggerOptions: silentLogger(this.options.logger), networkClient },
@@ -393,7 +418,13 @@ function translate(
     return new SignInRequiredError('refresh_rejected', { cause: error });
   }
   if (codes.some((value) => USER_INTERACTION_CODES.has(value))) {
-    return new UserInteractionRequiredError({ cause: error });
+    // Entra may name what it wants in the error body's `claims` (msal-common copies it into
+    // InteractionRequiredAuthError.claims: response/ResponseHandler.ts `validateTokenResponse`).
+    const claims = 'claims' in error && typeof error.claims === 'string' ? error.claims : '';
+    return new UserInteractionRequiredError({
+      cause: error,
+      ...(claims === '' ? {} : { claims }),
+    });
   }
   // A plain invalid_grant, or MSAL finding no refresh token (no_tokens_found, refresh_token_expired).
   if (code === 'invalid_grant' || error.name === 'InteractionRequiredAuthError') {
