@@ -183,8 +183,9 @@ export function createApiProxyHandler(
       const answer = await signInNeededResponse(
         error,
         sessions,
+        session,
         cookie,
-        `api ${api.name}`,
+        api.name,
         context,
       );
       if (answer !== undefined) return answer;

@@ -17,6 +17,8 @@ import { isJsonMediaType } from '../http/json-media-type';
 import { loginUrl } from '../auth/login-url';
 import { problemResponse, SECURITY_HEADERS } from '../http/problem-response';
 import { sendWithToken } from './send-with-token';
+import { canonicalClaimsRequest } from '../auth/claims-request';
+import { ClaimsChallengeError, claimsSignInResponse } from './claims-challenge';
 import { hasCsrfHeader, isSameOriginRequest } from '../http/request-checks';
 import type { Session, SessionStore } from '../auth/session-store';
 import {
@@ -39,18 +41,28 @@ export interface TodoProxyServices {
 /**
  * The answer when getting the user's token needs the user: 401 with a login URL. MFA or Conditional
  * Access (the refresh token is alive) keeps tokens and session, as signing in again on this device
- * satisfies it; a dead refresh token has had its tokens removed, and the session that pointed at them
- * ends too (if the store fails now, the next request finds no tokens and retries the clean-up).
+ * satisfies it; with a claims challenge the API sent (or claims the IdP named), that sign-in asks
+ * for those claims, and one that did already gets a 401 without a login URL (claims-challenge.ts);
+ * a dead refresh token has had its tokens removed, and the session that pointed at them ends too
+ * (if the store fails now, the next request finds no tokens and retries the clean-up).
  * Undefined for any other error.
  */
 export async function signInNeededResponse(
   error: unknown,
   sessions: Pick<SessionStore, 'delete'>,
+  session: Session,
   cookie: string | undefined,
-  label: string,
+  apiName: string,
   context: InvocationContext,
 ): Promise<HttpResponseInit | undefined> {
+  const label = `api ${apiName}`;
+  if (error instanceof ClaimsChallengeError) {
+    context.warn(`${label}: the API's claims challenge needs the user to sign in`);
+    return claimsSignInResponse(error.claims, session, apiName);
+  }
   if (error instanceof UserInteractionRequiredError) {
+    const claims = error.claims === undefined ? undefined : canonicalClaimsRequest(error.claims);
+    if (claims !== undefined) return claimsSignInResponse(claims, session, apiName);
     return signInRequired('Sign in again to continue.', false);
   }
   if (error instanceof SignInRequiredError) {
@@ -200,7 +212,14 @@ export function createTodoProxyHandler(
       }
       return relay(upstream, client);
     } catch (error) {
-      const answer = await signInNeededResponse(error, sessions, cookie, 'todos', context);
+      const answer = await signInNeededResponse(
+        error,
+        sessions,
+        session,
+        cookie,
+        api.name,
+        context,
+      );
       if (answer !== undefined) return answer;
       throw error;
     }
