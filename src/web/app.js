@@ -36,6 +36,12 @@ class ApiError extends Error {
   }
 }
 
+/** Where a 401 sends the user to sign in: its `loginUrl`, the default one if it is no problem. */
+function loginUrlOf(problem) {
+  if (typeof problem?.loginUrl === 'string') return problem.loginUrl;
+  return problem?.type === undefined ? DEFAULT_LOGIN_URL : undefined;
+}
+
 /** The message of a problem details answer, in words a person can act on. */
 function describeProblem(response, problem) {
   const validation = problem?.errors && Object.values(problem.errors).flat()[0];
@@ -83,7 +89,9 @@ async function api(method, path, body) {
   const field = data?.errors && Object.keys(data.errors)[0];
   throw new ApiError(describeProblem(response, data), {
     status: response.status,
-    loginUrl: response.status === 401 ? (data?.loginUrl ?? DEFAULT_LOGIN_URL) : undefined,
+    // A 401 problem without a loginUrl says signing in again would not help (an API that keeps
+    // refusing after a claims-challenge sign-in): no sign-in is offered then.
+    loginUrl: response.status === 401 ? loginUrlOf(data) : undefined,
     field: response.status === 400 ? field : undefined,
     outcomeUnknown: isOutcomeUnknown(method, response.status),
   });
