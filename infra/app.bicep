@@ -2,6 +2,8 @@
 // Application Insights with its user-assigned identity only: no account key, connection string or
 // instrumentation key grants access to anything here.
 
+import { downstreamApi } from 'types.bicep'
+
 param location string
 param tags object
 @description('Short unique suffix of every resource name.')
@@ -11,12 +13,17 @@ param tenantSubdomain string
 @description('Empty: the app derives the authority from tenantSubdomain.')
 param authority string
 param clientId string
+param clientCredential 'secret' | 'certificate'
 @secure()
 param clientSecret string
+@description('The certificate in this vault whose secret is CLIENT_CERTIFICATE, with clientCredential "certificate".')
+param clientCertificateName string
 param todoListEndpoint string
 param todoListReadScope string
 param todoListReadWriteScope string
 param todoListTimeoutMs int
+@description('The APIs besides todos, in DOWNSTREAM_APIS order.')
+param downstreamApis downstreamApi[]
 @secure()
 param sessionKeys string
 @secure()
@@ -145,11 +152,13 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   }
 }
 
-resource clientSecretSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+// Only with the secret: with the certificate no secret exists (an earlier deployment's stays in the
+// vault, unused: docs/deploy.md says to delete it).
+resource clientSecretSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (clientCredential == 'secret') {
   parent: vault
   name: 'client-secret'
   properties: {
-    value: clientSecret
+    value: empty(clientSecret) ? fail('clientCredential is "secret" but clientSecret is empty: azd env set ENTRA_CLIENT_SECRET, or choose the certificate (azd env set ENTRA_CLIENT_CREDENTIAL certificate; docs/deploy.md)') : clientSecret
     contentType: 'text/plain'
   }
 }
@@ -301,13 +310,54 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
 
 var appUrl = 'https://${functionApp.properties.defaultHostName}'
 
+// ---- The client credential: CLIENT_SECRET or CLIENT_CERTIFICATE, never both (the app refuses both) ----
+
+// Key Vault keeps a certificate's private key and certificate in the secret of the same name
+// (https://learn.microsoft.com/azure/key-vault/certificates/about-certificates, "Composition of a
+// certificate"), which the identity's Key Vault Secrets User role lets it read ("including secret
+// portion of a certificate with private key":
+// https://learn.microsoft.com/azure/key-vault/general/rbac-guide). The reference names no version:
+// App Service resolves the latest one and re-fetches it every 24 hours or at a configuration change
+// (https://learn.microsoft.com/azure/app-service/app-service-key-vault-references, "Understand
+// rotation"), so a renewed certificate reaches the app without a deployment.
+var clientCredentialSettings = clientCredential == 'certificate' ? {
+  CLIENT_CERTIFICATE: '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/${clientCertificateName}/)'
+} : {
+  CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${clientSecretSecret.properties.secretUriWithVersion})'
+}
+
+// ---- The APIs: DOWNSTREAM_APIS and each one's DOWNSTREAM_API_<NAME>_* (src/lib/config.ts) ----
+
+var downstreamApiNames = map(downstreamApis, api => api.name)
+// Bicep has no regular expressions: split at every allowed character, a name leaves nothing else.
+var apiNameAlphabet = 'abcdefghijklmnopqrstuvwxyz0123456789-'
+var apiNameCharacters = map(range(0, length(apiNameAlphabet)), i => substring(apiNameAlphabet, i, 1))
+// What the app would refuse at start-up, refused before anything is deployed, in one message.
+var apiNameProblems = map(filter(downstreamApis, api => length(api.name) < 1 || length(api.name) > 32 || !contains('abcdefghijklmnopqrstuvwxyz', take(api.name, 1)) || !empty(join(split(api.name, apiNameCharacters), ''))), api => 'name "${api.name}" must be 1 to 32 lower-case letters, digits or "-", starting with a letter')
+var reservedNameProblems = contains(downstreamApiNames, 'todos') ? ['name "todos" is the ToDoList API of the todoList* parameters: give this API another name'] : []
+var repeatedNameProblems = map(filter(range(0, length(downstreamApiNames)), i => indexOf(downstreamApiNames, downstreamApiNames[i]) != i), i => 'name "${downstreamApiNames[i]}" is given twice')
+var apiUrlProblems = map(filter(downstreamApis, api => !startsWith(api.url, 'https://') || contains(api.url, '?') || contains(api.url, '#')), api => '${api.name}: url must be https without a query or fragment, got "${api.url}"')
+// Scopes become one space-separated setting: a scope holding a space would turn into two.
+var apiScopeProblems = map(filter(downstreamApis, api => contains('|${join(concat(api.readScopes, api.writeScopes), '|')}|', '||') || contains(join(concat(api.readScopes, api.writeScopes), '|'), ' ') || contains(join(concat(api.readScopes, api.writeScopes), '|'), '"')), api => '${api.name}: each scope must be one full scope, without spaces or quotes')
+var downstreamApiProblems = concat(apiNameProblems, reservedNameProblems, repeatedNameProblems, apiUrlProblems, apiScopeProblems)
+// todos first: the TODOLIST_* settings define it. Then each API's four settings.
+var downstreamApiSettings = reduce(downstreamApis, {
+  DOWNSTREAM_APIS: empty(downstreamApiProblems) ? join(concat(['todos'], downstreamApiNames), ',') : fail('downstreamApis (DOWNSTREAM_APIS_JSON): ${join(downstreamApiProblems, '; ')}')
+}, (settings, api) => union(settings, {
+  'DOWNSTREAM_API_${toUpper(replace(api.name, '-', '_'))}_URL': api.url
+  'DOWNSTREAM_API_${toUpper(replace(api.name, '-', '_'))}_READ_SCOPES': join(api.readScopes, ' ')
+  'DOWNSTREAM_API_${toUpper(replace(api.name, '-', '_'))}_WRITE_SCOPES': join(api.writeScopes, ' ')
+  'DOWNSTREAM_API_${toUpper(replace(api.name, '-', '_'))}_TIMEOUT_MS': string(api.?timeoutMs ?? 10000)
+}))
+
 // The settings of src/lib/config.ts (README, "Settings"). Left out on purpose: TOKEN_CACHE_STORAGE
 // (a connection string: this storage account accepts no shared key). AUTHORITY is empty unless a
-// custom URL domain is used: the app reads an empty setting as unset.
+// custom URL domain is used: the app reads an empty setting as unset. This resource replaces the
+// whole list, so a setting set by hand is gone after the next provision: every setting is here.
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: functionApp
   name: 'appsettings'
-  properties: {
+  properties: union({
     AzureWebJobsStorage__accountName: storage.name
     AzureWebJobsStorage__credential: 'managedidentity'
     AzureWebJobsStorage__clientId: identity.properties.clientId
@@ -322,7 +372,6 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     TENANT_SUBDOMAIN: tenantSubdomain
     AUTHORITY: authority
     CLIENT_ID: clientId
-    CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${clientSecretSecret.properties.secretUriWithVersion})'
     REDIRECT_URI: '${appUrl}/auth/redirect'
     POST_LOGOUT_REDIRECT_URI: '${appUrl}/'
     TODOLIST_ENDPOINT: todoListEndpoint
@@ -343,7 +392,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // cannot list, a CORS preflight) with its own home page; with this, 204 and no body
     // (HomepageMiddleware in azure-functions-host).
     AzureWebJobsDisableHomepage: 'true'
-  }
+  }, clientCredentialSettings, downstreamApiSettings)
   // The host resolves Key Vault references and reaches storage as soon as settings change: grant
   // first.
   dependsOn: [

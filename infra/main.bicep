@@ -2,6 +2,8 @@
 // `azd up` fills the parameters from infra/main.parameters.json; docs/deploy.md walks through them.
 targetScope = 'subscription'
 
+import { downstreamApi } from 'types.bicep'
+
 @minLength(1)
 @maxLength(64)
 @description('Name of the azd environment; it names the resource group and seeds every resource name.')
@@ -25,9 +27,17 @@ param authority string = ''
 @description('Application (client) ID of the web app registration.')
 param clientId string
 
+@description('How the app proves itself to External ID: "secret" (clientSecret, kept in Key Vault) or "certificate" (a PEM certificate you create in the app\'s Key Vault: docs/deploy.md, "A certificate instead of the client secret").')
+param clientCredential 'secret' | 'certificate' = 'secret'
+
 @secure()
-@description('A client secret of the web app registration. Stored in Key Vault only.')
-param clientSecret string
+@description('With clientCredential "secret": a client secret of the web app registration, stored in Key Vault only. Unused with "certificate".')
+param clientSecret string = ''
+
+@minLength(1)
+@maxLength(127)
+@description('With clientCredential "certificate": the name of the certificate in the app\'s Key Vault. The app reads its latest version.')
+param clientCertificateName string = 'client-certificate'
 
 @description('Base URL of the ToDoList API collection, e.g. https://api.example/api/todolist.')
 param todoListEndpoint string
@@ -37,6 +47,9 @@ param todoListReadScope string
 
 @description('Full read-write scope of the ToDoList API, e.g. api://<api-client-id>/ToDoList.ReadWrite.')
 param todoListReadWriteScope string
+
+@description('APIs the app proxies besides todos, in order (docs/deploy.md, "Adding an API"); azd passes them as JSON in DOWNSTREAM_APIS_JSON. Not secret: no Key Vault.')
+param downstreamApis downstreamApi[] = []
 
 @secure()
 @description('Comma-separated base64 32-byte keys (openssl rand -base64 32); the first seals sessions. Stored in Key Vault only.')
@@ -110,11 +123,14 @@ module app 'app.bicep' = {
     tenantSubdomain: tenantSubdomain
     authority: authority
     clientId: clientId
+    clientCredential: clientCredential
     clientSecret: clientSecret
+    clientCertificateName: clientCertificateName
     todoListEndpoint: todoListEndpoint
     todoListReadScope: todoListReadScope
     todoListReadWriteScope: todoListReadWriteScope
     todoListTimeoutMs: todoListTimeoutMs
+    downstreamApis: downstreamApis
     sessionKeys: sessionKeys
     tokenCacheKeys: tokenCacheKeys
     tokenCacheTable: tokenCacheTable

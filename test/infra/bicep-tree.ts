@@ -28,6 +28,8 @@ export function syntaxProblems(source: string): string[] {
 
 export interface Param {
   readonly name: string;
+  /** `string`, `'a' | 'b'`, `downstreamApi[]`, … */
+  readonly type: Node | undefined;
   readonly defaultValue: Node | undefined;
   /** Decorator names: `secure`, `description`, … */
   readonly decorators: readonly string[];
@@ -38,16 +40,33 @@ export interface Resource {
   /** e.g. `Microsoft.Web/sites`, without the API version. */
   readonly type: string;
   readonly body: Node;
+  /** The `if (…)` of a conditional resource, which is deployed only when it is true. */
+  readonly condition?: Node;
+}
+
+/** Bicep's escape sequences decoded: `\'`, `\\`, `\n`, `\r`, `\t`, `\$`, `\u{…}`. */
+function unescape(text: string): string {
+  return text.replace(/\\(u\{[0-9a-fA-F]+\}|.)/g, (_, escaped: string) => {
+    if (escaped.startsWith('u{')) return String.fromCodePoint(parseInt(escaped.slice(2, -1), 16));
+    const simple: Record<string, string> = {
+      n: '\n',
+      r: '\r',
+      t: '\t',
+      "'": "'",
+      '\\': '\\',
+      $: '$',
+    };
+    const decoded = simple[escaped];
+    if (decoded === undefined) throw new Error(`unknown escape \\${escaped}`);
+    return decoded;
+  });
 }
 
 /** The text of a string literal, or undefined for anything else (an interpolated string too). */
 function literalString(node: Node | undefined): string | undefined {
-  if (node?.type !== 'string') return undefined;
-  const parts = node.namedChildren;
-  if (parts.some((part) => part.type !== 'string_content' && part.type !== 'escape_sequence')) {
-    return undefined;
-  }
-  return parts.map((part) => part.text).join('');
+  const parts = stringParts(node);
+  if (parts?.some((part) => typeof part !== 'string')) return undefined;
+  return parts?.join('');
 }
 
 /** A literal string, number, boolean or null as a JavaScript value; undefined otherwise. */
@@ -75,12 +94,31 @@ export function referencePath(node: Node | undefined): string[] | undefined {
   return object === undefined || property === null ? undefined : [...object, property.text];
 }
 
-/** The parts of a string: literal text, and interpolated expressions as nodes. */
+/**
+ * The parts of a string: literal text (escapes decoded), and interpolated expressions as nodes.
+ * The text comes from the source between the nodes: tree-sitter-bicep 1.1 leaves whitespace-only
+ * text out of its `string_content` nodes (`' '` has none).
+ */
 export function stringParts(node: Node | undefined): (string | Node)[] | undefined {
   if (node?.type !== 'string') return undefined;
-  return node.namedChildren.map((part) =>
-    part.type === 'interpolation' ? (part.namedChildren[0] ?? part) : part.text,
-  );
+  // Node offsets count UTF-8 bytes.
+  const source = Buffer.from(node.text);
+  const quote = node.text.startsWith("'''") ? 3 : 1;
+  // A multi-line string ('''…''') has no escapes.
+  const text = (from: number, to: number) => {
+    const raw = source.subarray(from, to).toString();
+    return quote === 3 ? raw : unescape(raw);
+  };
+  const parts: (string | Node)[] = [];
+  let at = quote;
+  for (const interpolation of node.namedChildren.filter((c) => c.type === 'interpolation')) {
+    const from = interpolation.startIndex - node.startIndex;
+    if (from > at) parts.push(text(at, from));
+    parts.push(interpolation.namedChildren[0] ?? interpolation);
+    at = interpolation.endIndex - node.startIndex;
+  }
+  if (source.length - quote > at) parts.push(text(at, source.length - quote));
+  return parts;
 }
 
 /** An object literal's properties by key (identifier or quoted key). */
@@ -117,6 +155,8 @@ export class BicepTemplate {
   readonly resources = new Map<string, Resource>();
   readonly modules = new Map<string, { readonly path: string; readonly body: Node }>();
   readonly outputs = new Map<string, Node>();
+  /** `type name = …` declarations, by name. */
+  readonly types = new Map<string, Node>();
   constructor(path: string) {
     const root = parser.parse(readFileSync(path, 'utf8')).rootNode;
     let decorators: string[] = [];
@@ -132,17 +172,20 @@ export class BicepTemplate {
       const symbol = name?.text ?? '';
       switch (node.type) {
         case 'parameter_declaration':
-          this.params.set(symbol, { name: symbol, defaultValue: third, decorators });
+          this.params.set(symbol, { name: symbol, type: second, defaultValue: third, decorators });
           break;
         case 'variable_declaration':
           if (second !== undefined) this.variables.set(symbol, second);
           break;
         case 'resource_declaration':
           if (third !== undefined) {
+            const [condition, body] =
+              third.type === 'if_statement' ? third.namedChildren : [undefined, third];
             this.resources.set(symbol, {
               symbol,
               type: (literalString(second) ?? '').split('@')[0] ?? '',
-              body: third,
+              body: body ?? third,
+              ...(condition === undefined ? {} : { condition }),
             });
           }
           break;
@@ -150,6 +193,9 @@ export class BicepTemplate {
           if (third !== undefined) {
             this.modules.set(symbol, { path: literalString(second) ?? '', body: third });
           }
+          break;
+        case 'type_declaration':
+          if (second !== undefined) this.types.set(symbol, second);
           break;
         case 'output_declaration':
           if (third !== undefined) this.outputs.set(symbol, third);
