@@ -97,7 +97,8 @@ const FUNCTIONS: Record<string, (args: Value[]) => Value> = {
     }
     throw new Error('contains() of this value is not modelled');
   },
-  // An array: the first equal element's index, else -1.
+  // An array: the first equal element's index (strings case-sensitive), else -1
+  // (bicep-functions-array#indexof).
   indexOf: ([array, item]) =>
     asArray(array ?? null, 'indexOf').findIndex((e) => equals(e, item ?? null)),
   length: ([value]) => {
@@ -130,7 +131,8 @@ const FUNCTIONS: Record<string, (args: Value[]) => Value> = {
     asArray(array ?? null, 'join')
       .map((element) => asString(element, 'join'))
       .join(asString(delimiter ?? null, 'join')),
-  // At every occurrence of the delimiter, or of any of several (.NET String.Split, empty parts kept).
+  // At every occurrence of the delimiter, or of any of an array of them, empty parts kept
+  // (bicep-functions-string#split).
   split: ([text, delimiter]) => {
     const delimiters = (Array.isArray(delimiter) ? delimiter : [delimiter ?? null]).map((d) =>
       asString(d, 'split'),
