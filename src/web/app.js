@@ -3,8 +3,9 @@
 //
 // Parts, in order: calling the API; the one live status line (the notice); busy controls and
 // field problems; the to-do list section; signing in and out; start-up. A new section of the
-// signed-in page gets its own part and is started from showSignedIn.
+// signed-in page gets its own module (sessions.js, notes.js) and is started from showSignedIn.
 
+import { showNotes } from './notes.js';
 import { showSessions } from './sessions.js';
 
 const DRAFT_KEY = 'todo-draft';
@@ -615,7 +616,19 @@ async function showSignedIn(me) {
   $('sign-out-csrf').value = me.signOut.csrfToken;
   $('account').hidden = false;
   await startTodoSection();
-  // The sessions list comes after the to-dos, so it never holds them up.
+  // The notes and the sessions come after the to-dos, so they never hold them up. The notes
+  // section shows only when the app is configured with an API named `notes`.
+  if (Array.isArray(me.apis) && me.apis.includes('notes')) {
+    void showNotes({
+      api,
+      whileBusy,
+      showNotice,
+      showFailure,
+      failureReason,
+      quote,
+      setFieldProblem,
+    });
+  }
   void showSessions({
     api,
     whileBusy,

@@ -89,6 +89,10 @@ describe.skipIf(skipBrowserTests)('the page in Chromium', () => {
       '/auth/signin?returnTo=%2F',
     );
     await signIn(page, pia);
+    // The shared app is configured with `todos` alone (/auth/me's `apis`): no notes section. The
+    // page decides it before it starts the sessions section.
+    await page.getByRole('region', { name: 'Your sessions' }).waitFor();
+    expect(await page.locator('#notes').isHidden()).toBe(true);
 
     await addTodo(page, milk);
     await addTodo(page, report);

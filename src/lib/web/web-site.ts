@@ -28,6 +28,7 @@ const PAGE = 'index.html';
 const STATIC_FILES: Readonly<Record<string, string>> = {
   'app.js': 'text/javascript; charset=utf-8',
   'sessions.js': 'text/javascript; charset=utf-8',
+  'notes.js': 'text/javascript; charset=utf-8',
   'app.css': 'text/css; charset=utf-8',
   'favicon.svg': 'image/svg+xml',
 };

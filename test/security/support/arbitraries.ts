@@ -197,7 +197,14 @@ export function pathFrom(routes: readonly string[]): fc.Arbitrary<string> {
       weight: withStatic ? 1 : 0,
       arbitrary: fc
         .oneof(
-          fc.constantFrom('app.js', 'sessions.js', 'app.css', 'favicon.svg', 'index.html'),
+          fc.constantFrom(
+            'app.js',
+            'sessions.js',
+            'notes.js',
+            'app.css',
+            'favicon.svg',
+            'index.html',
+          ),
           targetPiece,
         )
         .map((name) => `/static/${name}`),
