@@ -1,6 +1,6 @@
 // Bundles the compiled function files (one per `src/functions/*.ts`, in the order the worker would load
 // them) and the packages they use into the one file package.json `main` names. One file loads far
-// faster than the 390-odd modules of the Azure SDK, MSAL and axios: see docs/performance.md.
+// faster than the 390-odd modules of the Azure SDK and MSAL: see docs/performance.md.
 //
 // Loaded on first use: @azure/msal-node, needed only to sign in or to get a token that memory
 // does not hold; a process serving the page, /health or steady calls never loads it.

@@ -1,9 +1,9 @@
 import type { HttpRequest } from '@azure/functions';
 
 /** Limits of the path and query that reach an API (DESIGN.md "Downstream APIs"). */
-export const MAX_PATH_SEGMENTS = 32;
-export const MAX_PATH_CHARACTERS = 2_048;
-export const MAX_QUERY_CHARACTERS = 4_096;
+const MAX_PATH_SEGMENTS = 32;
+const MAX_PATH_CHARACTERS = 2_048;
+const MAX_QUERY_CHARACTERS = 4_096;
 
 /** What goes after the API's URL: `/seg/ments` (each percent-encoded again) and `?query`, or ''. */
 export interface ApiTarget {
@@ -11,8 +11,13 @@ export interface ApiTarget {
   readonly query: string;
 }
 
-export type TargetResult =
-  | { readonly ok: true; readonly target: ApiTarget }
+type TargetResult =
+  | {
+      readonly ok: true;
+      readonly target: ApiTarget;
+      /** The path's segments as the host decoded them ([] for the API's root). */
+      readonly segments: readonly string[];
+    }
   | { readonly ok: false; readonly detail: string };
 
 // An encoded slash survives the host's decoding as the three characters `%2F` (Kestrel decodes
@@ -27,6 +32,26 @@ function refuse(detail: string): TargetResult {
   return { ok: false, detail };
 }
 
+/** Why a path of these segments (each as the host decoded it) cannot be sent on, or undefined. */
+export function segmentsProblem(segments: readonly string[]): string | undefined {
+  if (segments.length > MAX_PATH_SEGMENTS) {
+    return `The path must have at most ${MAX_PATH_SEGMENTS} segments.`;
+  }
+  for (const segment of segments) {
+    if (segment === '') return 'The path must not have empty segments.';
+    if (segment === '.' || segment === '..') return 'The path must not have dot segments.';
+    if (ENCODED_SLASH.test(segment) || FORBIDDEN_IN_SEGMENT.test(segment)) {
+      return 'A path segment must not hold a slash, backslash or control character.';
+    }
+  }
+  return undefined;
+}
+
+/** Each segment percent-encoded once, as it goes after an API's URL: `/a/b`, or '' for none. */
+export function encodedPath(segments: readonly string[]): string {
+  return segments.map((segment) => `/${encodeURIComponent(segment)}`).join('');
+}
+
 /**
  * The path and query a call to `/api/<name>/<path>?<query>` sends on. `rest` is the host's
  * catch-all value: the raw rest of the path, already percent-decoded by the host except `%2F`
@@ -39,25 +64,16 @@ export function parseApiTarget(rest: string | undefined, rawQuery: string): Targ
     return refuse(`The query must be at most ${MAX_QUERY_CHARACTERS} characters.`);
   }
   if (!QUERY.test(rawQuery)) return refuse('The query holds characters a URL cannot carry.');
-  if (rest === undefined || rest === '') {
-    return { ok: true, target: { path: '', query: rawQuery === '' ? '' : `?${rawQuery}` } };
-  }
+  const query = rawQuery === '' ? '' : `?${rawQuery}`;
+  if (rest === undefined || rest === '')
+    return { ok: true, target: { path: '', query }, segments: [] };
   if (rest.length > MAX_PATH_CHARACTERS) {
     return refuse(`The path must be at most ${MAX_PATH_CHARACTERS} characters.`);
   }
   const segments = rest.split('/');
-  if (segments.length > MAX_PATH_SEGMENTS) {
-    return refuse(`The path must have at most ${MAX_PATH_SEGMENTS} segments.`);
-  }
-  for (const segment of segments) {
-    if (segment === '') return refuse('The path must not have empty segments.');
-    if (segment === '.' || segment === '..') return refuse('The path must not have dot segments.');
-    if (ENCODED_SLASH.test(segment) || FORBIDDEN_IN_SEGMENT.test(segment)) {
-      return refuse('A path segment must not hold a slash, backslash or control character.');
-    }
-  }
-  const path = segments.map((segment) => `/${encodeURIComponent(segment)}`).join('');
-  return { ok: true, target: { path, query: rawQuery === '' ? '' : `?${rawQuery}` } };
+  const problem = segmentsProblem(segments);
+  if (problem !== undefined) return refuse(problem);
+  return { ok: true, target: { path: encodedPath(segments), query }, segments };
 }
 
 /** The request's query as it came (not decoded), without the `?`. */

@@ -2,10 +2,9 @@ import type { HttpHandler } from '@azure/functions';
 import type { DownstreamApi } from '../config';
 import { problemResponse } from '../http/problem-response';
 import { hasCsrfHeader, isSameOriginRequest } from '../http/request-checks';
-import { createTodoProxyHandler, type TodoProxyServices } from './todo-proxy';
-import { createApiProxyHandler } from './api-proxy';
+import { createApiProxyHandler, type ApiProxyServices } from './api-proxy';
 
-/** Every method either handler answers (405 with `Allow` for the ones it does not take). */
+/** Every method the proxy answers (405 with `Allow` for the ones an API's path does not take). */
 export const API_ROUTE_METHODS = [
   'GET',
   'HEAD',
@@ -20,21 +19,20 @@ export const API_ROUTE_METHODS = [
  * The one handler of `/api/{name}/{*path}`. One registration serves every API, `todos` too: the
  * Functions host tries routes in ordinal order of function names and takes the first match, so a
  * separate `api/todos/...` registration beside `api/{name}/...` would depend on how the functions
- * are named. `todos` keeps the ToDoList contract of `/api/todos` (ids, JSON bodies); every other
- * configured name gets the general proxy; any other name is 404 before any session or token work.
+ * are named. Every configured API gets the same proxy under its own rules (`api-rules`: `todos`
+ * keeps the ToDoList contract, ids and JSON bodies); any other name is 404 before any session or
+ * token work.
  */
 export function createApiRoutesHandler(
-  services: TodoProxyServices & {
-    readonly config: { readonly downstreamApis: readonly DownstreamApi[] };
+  services: ApiProxyServices & {
+    readonly config: {
+      readonly appOrigin: string;
+      readonly downstreamApis: readonly DownstreamApi[];
+    };
   },
 ): HttpHandler {
   const handlers = new Map(
-    services.config.downstreamApis.map((api) => [
-      api.name,
-      api.name === 'todos'
-        ? createTodoProxyHandler(services, api)
-        : createApiProxyHandler(services, api),
-    ]),
+    services.config.downstreamApis.map((api) => [api.name, createApiProxyHandler(services, api)]),
   );
   return async (request, context) => {
     if (!hasCsrfHeader(request) || !isSameOriginRequest(request, services.config.appOrigin)) {

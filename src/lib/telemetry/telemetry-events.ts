@@ -6,7 +6,7 @@ import type { SignInFailure } from '../auth/sign-in-failure';
 /** Every event line starts with this, so one query finds them all (docs/deploy.md, "Telemetry"). */
 export const EVENT_PREFIX = 'bff.event';
 
-export type Dependency = 'token_store' | 'identity_provider' | 'todo_list_api' | 'downstream_api';
+export type Dependency = 'token_store' | 'identity_provider' | 'downstream_api';
 
 /**
  * What an operator watches for. Fields are fixed vocabularies and flags only: never a token, code,

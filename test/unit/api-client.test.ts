@@ -1,11 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  TodoListClient,
-  TodoListTimeoutError,
-  TodoListUnreachableError,
-} from '../../src/lib/proxy/todo-list-client.ts';
+import { ApiClient, ApiTimeoutError, ApiUnreachableError } from '../../src/lib/proxy/api-client.ts';
 
 interface TestServer {
   readonly origin: string;
@@ -47,16 +43,27 @@ function json(response: http.ServerResponse, status: number, body: unknown): voi
   response.writeHead(status, { 'Content-Type': 'application/json' }).end(text);
 }
 
-const request = { method: 'GET', id: undefined, body: undefined, accessToken: 'at' } as const;
+const request = {
+  method: 'GET',
+  target: { path: '', query: '' },
+  headers: { accept: 'application/json' },
+  body: undefined,
+  accessToken: 'at',
+} as const;
+
+/** A client as `todos` gets it: answers over 1 MiB refused. */
+function clientFor(url: string, timeoutMs = 2000): ApiClient {
+  return new ApiClient({ name: 'todos', url, timeoutMs, maxResponseBytes: 1024 * 1024 });
+}
 
 afterEach(async () => {
   for (const server of servers.splice(0)) await server.close();
 });
 
-describe('TodoListClient', () => {
+describe('ApiClient', () => {
   it('reuses one kept-alive connection across requests', async () => {
     const api = await serve((_request, response) => json(response, 200, []));
-    const client = new TodoListClient({ endpoint: `${api.origin}/api/todolist`, timeoutMs: 2000 });
+    const client = clientFor(`${api.origin}/api/todolist`);
     for (let index = 0; index < 5; index += 1) {
       expect((await client.send(request)).status).toBe(200);
     }
@@ -64,15 +71,16 @@ describe('TodoListClient', () => {
     expect(api.connections()).toBe(1);
   });
 
-  it('builds the URL from the endpoint and the encoded id only', async () => {
+  it('builds the URL from the endpoint and the checked target only, and sends only the headers given', async () => {
     const api = await serve((_request, response) => json(response, 200, {}));
-    const client = new TodoListClient({ endpoint: `${api.origin}/api/todolist`, timeoutMs: 2000 });
-    await client.send({ ...request, id: 'a-b_C9' });
+    const client = clientFor(`${api.origin}/api/todolist`);
+    await client.send({ ...request, target: { path: '/a-b_C9', query: '' } });
     await client.send({
       ...request,
       method: 'PUT',
-      id: 'x',
-      body: JSON.stringify({ description: 'd' }),
+      target: { path: '/x', query: '' },
+      headers: { accept: 'application/json', 'content-type': 'application/json' },
+      body: Buffer.from(JSON.stringify({ description: 'd' })),
     });
     expect(api.requests.map(({ method, url }) => `${method} ${url}`)).toEqual([
       'GET /api/todolist/a-b_C9',
@@ -84,6 +92,51 @@ describe('TodoListClient', () => {
       'content-type': 'application/json',
     });
     expect(api.requests[0]?.headers['user-agent']).toBeUndefined();
+    expect(Object.keys(api.requests[1]?.headers ?? {}).sort()).toEqual([
+      'accept',
+      'authorization',
+      'connection',
+      'content-length',
+      'content-type',
+      'host',
+    ]);
+  });
+
+  it('sends any method with its body and query, HEAD too, and hands back every single-valued header', async () => {
+    const api = await serve((incoming, response) => {
+      const chunks: Buffer[] = [];
+      incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+      incoming.on('end', () =>
+        response
+          .writeHead(200, {
+            'Content-Type': 'text/plain',
+            ETag: '"e"',
+            'Set-Cookie': ['a=1', 'b=2'],
+          })
+          .end(`${incoming.method} ${Buffer.concat(chunks).toString()}`),
+      );
+    });
+    const client = clientFor(`${api.origin}/v1`);
+    for (const method of ['POST', 'PATCH', 'DELETE'] as const) {
+      const answer = await client.send({
+        ...request,
+        method,
+        target: { path: '/a%20b', query: '?x=1' },
+        body: Buffer.from(`body of ${method}`),
+      });
+      expect(answer.body.toString()).toBe(`${method} body of ${method}`);
+    }
+    const head = await client.send({ ...request, method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.body).toHaveLength(0);
+    expect(head.headers).toMatchObject({ 'content-type': 'text/plain', etag: '"e"' });
+    expect(head.headers['set-cookie']).toBeUndefined();
+    expect(api.requests.map(({ method, url }) => `${method} ${url}`)).toEqual([
+      'POST /v1/a%20b?x=1',
+      'PATCH /v1/a%20b?x=1',
+      'DELETE /v1/a%20b?x=1',
+      'HEAD /v1',
+    ]);
   });
 
   it('hands a redirect back instead of following it', async () => {
@@ -91,7 +144,7 @@ describe('TodoListClient', () => {
     const api = await serve((_request, response) =>
       response.writeHead(302, { Location: `${elsewhere.origin}/steal` }).end(),
     );
-    const client = new TodoListClient({ endpoint: `${api.origin}/api/todolist`, timeoutMs: 2000 });
+    const client = clientFor(`${api.origin}/api/todolist`);
     const answer = await client.send(request);
     expect(answer.status).toBe(302);
     expect(elsewhere.requests).toHaveLength(0);
@@ -104,10 +157,7 @@ describe('TodoListClient', () => {
     process.env.HTTP_PROXY = proxy.origin;
     process.env.http_proxy = proxy.origin;
     try {
-      const client = new TodoListClient({
-        endpoint: `${api.origin}/api/todolist`,
-        timeoutMs: 2000,
-      });
+      const client = clientFor(`${api.origin}/api/todolist`);
       expect((await client.send(request)).body.toString()).toBe('[]');
     } finally {
       for (const [name, value] of Object.entries(saved)) {
@@ -125,9 +175,9 @@ describe('TodoListClient', () => {
       const timer = setInterval(() => response.write(' '), 50);
       response.on('close', () => clearInterval(timer));
     });
-    const client = new TodoListClient({ endpoint: `${api.origin}/api/todolist`, timeoutMs: 400 });
+    const client = clientFor(`${api.origin}/api/todolist`, 400);
     const started = performance.now();
-    await expect(client.send(request)).rejects.toBeInstanceOf(TodoListTimeoutError);
+    await expect(client.send(request)).rejects.toBeInstanceOf(ApiTimeoutError);
     expect(performance.now() - started).toBeLessThan(2000);
   });
 
@@ -137,7 +187,7 @@ describe('TodoListClient', () => {
       if (index === 2) request.socket.destroy();
       else json(response, 200, [index]);
     });
-    const client = new TodoListClient({ endpoint: `${api.origin}/api/todolist`, timeoutMs: 2000 });
+    const client = clientFor(`${api.origin}/api/todolist`);
     await client.send(request);
     expect((await client.send(request)).body.toString()).toBe('[3]');
 
@@ -146,14 +196,14 @@ describe('TodoListClient', () => {
       if (index === 2) request.socket.destroy();
       else json(response, 201, {});
     });
-    const writer = new TodoListClient({ endpoint: `${post.origin}/api/todolist`, timeoutMs: 2000 });
+    const writer = clientFor(`${post.origin}/api/todolist`);
     const create = {
       ...request,
       method: 'POST',
-      body: JSON.stringify({ description: 'd' }),
+      body: Buffer.from(JSON.stringify({ description: 'd' })),
     } as const;
     await writer.send(create);
-    await expect(writer.send(create)).rejects.toBeInstanceOf(TodoListUnreachableError);
+    await expect(writer.send(create)).rejects.toBeInstanceOf(ApiUnreachableError);
     expect(post.requests).toHaveLength(2);
   });
 
@@ -162,16 +212,13 @@ describe('TodoListClient', () => {
       response.writeHead(200, { 'Content-Type': 'application/json' });
       response.end(Buffer.alloc(1024 * 1024 + 1, 0x20));
     });
-    const client = new TodoListClient({ endpoint: `${api.origin}/api/todolist`, timeoutMs: 2000 });
-    await expect(client.send(request)).rejects.toBeInstanceOf(TodoListUnreachableError);
+    const client = clientFor(`${api.origin}/api/todolist`);
+    await expect(client.send(request)).rejects.toBeInstanceOf(ApiUnreachableError);
     const fits = await serve((_request, response) => {
       response.writeHead(200, { 'Content-Type': 'application/json' });
       response.end(Buffer.alloc(1024 * 1024, 0x20));
     });
-    const fitting = new TodoListClient({
-      endpoint: `${fits.origin}/api/todolist`,
-      timeoutMs: 2000,
-    });
+    const fitting = clientFor(`${fits.origin}/api/todolist`);
     expect((await fitting.send(request)).body.length).toBe(1024 * 1024);
   });
 });

@@ -4,10 +4,10 @@ import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/fu
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/lib/config.ts';
 import type { Session } from '../../src/lib/auth/session-store.ts';
-import { createTodoProxyHandler } from '../../src/lib/proxy/todo-proxy.ts';
+import { createApiProxyHandler } from '../../src/lib/proxy/api-proxy.ts';
 
-// The relay rules for answers the sample API never gives, against a stub API whose next answer
-// each test sets.
+// The relay rules of `todos` (JSON bodies, its item paths) for answers the sample API never gives,
+// against a stub API whose next answer each test sets.
 let next: (response: http.ServerResponse) => void;
 let server: http.Server;
 let endpoint: string;
@@ -39,9 +39,8 @@ function proxy(acquireToken = () => Promise.resolve({ accessToken: 'at', expires
     TOKEN_CACHE_KEYS: Buffer.alloc(32, 1).toString('base64'),
     SESSION_KEYS: Buffer.alloc(32, 2).toString('base64'),
   });
-  return createTodoProxyHandler(
+  return createApiProxyHandler(
     {
-      config,
       tokenService: { acquireToken },
       sessions: { resolve: () => Promise.resolve(session), delete: () => Promise.resolve() },
     },
