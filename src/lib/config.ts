@@ -131,6 +131,13 @@ const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 // The sample's placeholders look like `<your External ID tenant subdomain, e.g. contoso>`; no real
 // value of any setting contains `<…>` (URLs would percent-encode it, keys are base64).
 const PLACEHOLDER = /<[^<>]*>/;
+
+// App Service hands the app the reference text itself when it cannot resolve a Key Vault reference
+// ("If a reference isn't resolved properly, the reference string is used instead":
+// https://learn.microsoft.com/azure/app-service/app-service-key-vault-references, Troubleshoot).
+// Used as a value it would fail far from its cause: a secret refused at the first sign-in, a
+// certificate "with no PEM block", keys "not base64".
+const KEY_VAULT_REFERENCE = /^@Microsoft\.KeyVault\(/i;
 const KEY_BYTES = 32;
 // Entra refresh tokens live 90 days: a session or cache row kept longer could never be used again.
 const REFRESH_TOKEN_LIFETIME_DAYS = 90;
@@ -149,15 +156,27 @@ class SettingsReader {
     this.env = env;
   }
 
-  /** Settings still holding a `<...>` placeholder of local.settings.sample.json. */
-  readonly placeholders = new Set<AnySettingName>();
+  /**
+   * Settings already reported as unusable (a placeholder of local.settings.sample.json, an
+   * unresolved Key Vault reference), so nothing else is said about them.
+   */
+  readonly unusable = new Set<AnySettingName>();
 
   optional(name: AnySettingName): string | undefined {
     const value = this.env[name]?.trim();
     if (value === undefined || value === '') return undefined;
+    if (KEY_VAULT_REFERENCE.test(value)) {
+      if (!this.unusable.has(name)) {
+        this.unusable.add(name);
+        this.problems.push(
+          `${name} is a Key Vault reference that App Service could not resolve: check its status under the app's Environment variables (the identity's Key Vault Secrets User role may still be propagating, or the secret or certificate does not exist), then restart the app (docs/deploy.md, Troubleshooting)`,
+        );
+      }
+      return undefined;
+    }
     if (PLACEHOLDER.test(value)) {
-      if (!this.placeholders.has(name)) {
-        this.placeholders.add(name);
+      if (!this.unusable.has(name)) {
+        this.unusable.add(name);
         // The value is not quoted: it may be a secret that merely contains the brackets.
         this.problems.push(
           `${name} still holds a <…> placeholder copied from local.settings.sample.json: replace it with your value`,
@@ -171,7 +190,7 @@ class SettingsReader {
   required(name: AnySettingName): string {
     const value = this.optional(name);
     if (value === undefined) {
-      if (!this.placeholders.has(name)) this.problems.push(`${name} is missing`);
+      if (!this.unusable.has(name)) this.problems.push(`${name} is missing`);
       return '';
     }
     return value;
@@ -285,7 +304,7 @@ function readAuthority(settings: SettingsReader): string {
     return url.endsWith('/') ? url : `${url}/`;
   }
   if (subdomain === undefined) {
-    if (!settings.placeholders.has('TENANT_SUBDOMAIN')) {
+    if (!settings.unusable.has('TENANT_SUBDOMAIN')) {
       settings.problems.push('TENANT_SUBDOMAIN or AUTHORITY is missing');
     }
     return '';
@@ -307,7 +326,7 @@ function readTableConnection(settings: SettingsReader): TableStorageConnection {
     return { kind: 'connectionString', connectionString };
   }
   if (tableServiceUri === undefined) {
-    if (!settings.placeholders.has('TOKEN_CACHE_STORAGE')) {
+    if (!settings.unusable.has('TOKEN_CACHE_STORAGE')) {
       settings.problems.push(
         'TOKEN_CACHE_STORAGE or TOKEN_CACHE_STORAGE__tableServiceUri is missing',
       );
@@ -395,7 +414,7 @@ function readDownstreamApi(settings: SettingsReader, name: string): DownstreamAp
     return [tutorial, settings.optional(tutorial)];
   };
   const missing = (field: keyof typeof TUTORIAL_SETTINGS, setting: AnySettingName): void => {
-    if (settings.placeholders.has(setting)) return;
+    if (settings.unusable.has(setting)) return;
     const alternative = name === 'todos' ? ` (or ${TUTORIAL_SETTINGS[field]})` : '';
     settings.problems.push(`${prefix}${field}${alternative} is missing`);
   };
@@ -466,7 +485,10 @@ function readClientCredential(settings: SettingsReader): ClientCredential {
     }
   } else if (secret !== undefined) {
     return { kind: 'secret', secret };
-  } else if (!settings.placeholders.has('CLIENT_SECRET')) {
+  } else if (
+    !settings.unusable.has('CLIENT_SECRET') &&
+    !settings.unusable.has('CLIENT_CERTIFICATE')
+  ) {
     settings.problems.push('CLIENT_SECRET or CLIENT_CERTIFICATE is missing: set exactly one');
   }
   return { kind: 'secret', secret: '' };

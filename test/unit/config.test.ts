@@ -380,6 +380,43 @@ describe('placeholders copied from local.settings.sample.json', () => {
   });
 });
 
+describe('Key Vault references App Service could not resolve', () => {
+  // App Service passes the reference text on as the value ("If a reference isn't resolved properly,
+  // the reference string is used instead": learn.microsoft.com/azure/app-service/app-service-key-vault-references).
+  const reference = (name: string) =>
+    `@Microsoft.KeyVault(SecretUri=https://kv-bff.vault.azure.net/secrets/${name}/)`;
+
+  it('each is refused by name, once, with what to check, and nothing else is said about it', () => {
+    const problems = problemsOf(
+      validEnv({
+        CLIENT_SECRET: undefined,
+        CLIENT_CERTIFICATE: reference('client-certificate'),
+        SESSION_KEYS: reference('session-keys'),
+        TOKEN_CACHE_KEYS: ` ${reference('token-cache-keys').toLowerCase()}`,
+      }),
+    );
+    expect(problems).toHaveLength(3);
+    for (const name of ['CLIENT_CERTIFICATE', 'SESSION_KEYS', 'TOKEN_CACHE_KEYS']) {
+      expect(problems.filter((problem) => problem.startsWith(`${name} `))).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^${name} is a Key Vault reference that App Service could not resolve: .*Key Vault Secrets User role.*restart the app`,
+          ),
+        ),
+      ]);
+    }
+    expect(problems.join('\n')).not.toMatch(/missing|PEM|base64/);
+  });
+
+  it('an unresolved secret reference is refused at start-up, not sent to the IdP', () => {
+    expect(problemsOf(validEnv({ CLIENT_SECRET: reference('client-secret') }))).toEqual([
+      expect.stringMatching(
+        /^CLIENT_SECRET is a Key Vault reference that App Service could not resolve/,
+      ),
+    ]);
+  });
+});
+
 describe('the client credential: CLIENT_SECRET or CLIENT_CERTIFICATE', () => {
   // A key and certificate made now, as Key Vault hands them out with the PEM content type.
   const made = generate([{ name: 'commonName', value: 'bff test' }], {
