@@ -193,4 +193,45 @@ describe.skipIf(skipBrowserTests)('the notes section in Chromium, on npm run dev
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('notes-heading');
     expect(problems).toEqual([]);
   }, 90_000);
+
+  it('an add with no clear answer reloads the notes and says it was not saved, keeping the text', async () => {
+    const page = await newPage();
+    const problems = watchForBreakage(page, [/status of 502/]);
+    const firstLoad = page.waitForResponse(
+      (response) =>
+        new URL(response.url()).pathname === '/api/notes/notes' &&
+        response.request().method() === 'GET',
+    );
+    await signIn(page, devStack.appOrigin, ALICE);
+    expect((await firstLoad).status()).toBe(200);
+    // The notes API's next answer (the add) is a 502 without saving anything.
+    const scripted = await notesApi('/_api/answers', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        status: 502,
+        headers: { 'Content-Type': 'application/problem+json' },
+        body: JSON.stringify({ title: 'Bad Gateway', status: 502, detail: 'Lost.' }),
+      }),
+    });
+    expect(scripted.status).toBe(204);
+    const section = page.getByRole('region', { name: 'Your notes' });
+    const box = section.getByRole('textbox', { name: 'New note' });
+    await box.fill('Renew the passport');
+    await box.press('Enter');
+    await page
+      .getByRole('status')
+      .filter({
+        hasText:
+          'Lost. It is not known whether note “Renew the passport” was added: the reloaded notes do not show it yet, so your text is still in the box.',
+      })
+      .waitFor();
+    expect(await box.inputValue()).toBe('Renew the passport');
+    expect(await noteItem(page, 'Renew the passport').count()).toBe(0);
+    // Sent again, it is saved once.
+    await box.press('Enter');
+    await page.getByRole('status').filter({ hasText: 'Added note “Renew the passport”' }).waitFor();
+    expect(await noteItem(page, 'Renew the passport').count()).toBe(1);
+    expect(problems).toEqual([]);
+  }, 90_000);
 });
