@@ -97,9 +97,10 @@ function logDirectory(): string {
     const dir = mkdtempSync(path.join(tmpdir(), 'bench-logs-'));
     logDir = dir;
     onCleanup(() => {
-      // Kept when asked, or when the run failed (not merely missed a budget), for a post-mortem.
+      // Kept when asked, or when the run missed a budget or failed: the logs are the evidence of
+      // why (a storm 5xx's cause is in its process's log, at the time the bench prints).
       const code = Number(process.exitCode ?? 0);
-      if (code <= 1 && !keepLogs) rmSync(dir, { recursive: true, force: true });
+      if (code === 0 && !keepLogs) rmSync(dir, { recursive: true, force: true });
       else console.error(`app logs kept in ${dir}`);
     });
   }
@@ -318,7 +319,7 @@ export const OTHERS = '(others)';
 export const EXITED_CHILDREN = 'exited children (cold starts, node -e)';
 
 /** User and system CPU seconds of a process, and of its children it has waited for. */
-function cpuSecondsOf(pid: number | 'self'): { own: number; exitedChildren: number } {
+export function cpuSecondsOf(pid: number | 'self'): { own: number; exitedChildren: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may hold spaces) in parentheses: utime, stime, cutime
   // and cstime are the 14th to 17th fields of the line.

@@ -27,6 +27,8 @@ export interface StormResult {
   readonly failures: number;
   readonly firstFailure: string | undefined;
   readonly fiveXx: number;
+  /** The first 5xx answers: process, time into the storm, status and problem body (for the logs). */
+  readonly fiveXxAnswers: readonly string[];
   /** Users that got a 401 in the storm or in the check after it. */
   readonly signedOutUsers: number;
   readonly refreshGrants: number;
@@ -60,12 +62,15 @@ export async function refreshStorm(options: {
   const signedOut = new Set<number>();
   const tokenBefore = emulator.counters().token;
   let fiveXx = 0;
+  const fiveXxAnswers: string[] = [];
+  let stormStarted = 0;
   try {
     options.log(
       `storm: ${users.length} users × ${perUser} requests over ${apps.length} processes, ${options.window} in flight`,
     );
     options.meter?.reset();
     const cpuBefore = cpuSeconds();
+    stormStarted = performance.now();
     const storm = await runLoad({
       concurrency: options.window,
       total: users.length * perUser,
@@ -74,7 +79,15 @@ export async function refreshStorm(options: {
         const app = apps[(userIndex + (index % perUser)) % apps.length] as AppInstance;
         const answer = await getTodos(client, app, users[userIndex] as SignedInUser);
         if (answer.status === 401) signedOut.add(userIndex);
-        if (answer.status >= 500) fiveXx += 1;
+        if (answer.status >= 500) {
+          fiveXx += 1;
+          // Which process, when and what it said: the process's log has the cause at that time.
+          if (fiveXxAnswers.length < 10) {
+            fiveXxAnswers.push(
+              `${app.name} at ${new Date().toISOString()} (+${Math.round(performance.now() - stormStarted)} ms), user ${userIndex}: ${answer.status} ${answer.body.toString('utf8').slice(0, 300)}`,
+            );
+          }
+        }
         return answer;
       },
       progressEvery: 1000,
@@ -137,6 +150,7 @@ export async function refreshStorm(options: {
       failures: storm.failures,
       firstFailure: storm.firstFailure,
       fiveXx,
+      fiveXxAnswers,
       signedOutUsers: signedOut.size,
       refreshGrants,
       refreshGrantsPerUser: refreshGrants / users.length,
