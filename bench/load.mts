@@ -10,6 +10,21 @@ export interface SignedInUser {
   readonly session: string;
 }
 
+/** The headers of the app's page's GET /api/todos to `app`, with the user's session cookie. */
+export function pageHeaders(
+  app: Pick<AppInstance, 'port' | 'origin'>,
+  user: SignedInUser,
+): Record<string, string> {
+  return {
+    host: `localhost:${app.port}`,
+    cookie: `${SESSION_COOKIE}=${user.session}`,
+    'x-csrf': '1',
+    'sec-fetch-site': 'same-origin',
+    origin: app.origin,
+    accept: 'application/json',
+  };
+}
+
 /** GET /api/todos through an app process, as the app's page sends it. */
 export function getTodos(
   client: HttpClient,
@@ -17,14 +32,7 @@ export function getTodos(
   user: SignedInUser,
 ): Promise<Answer> {
   return client.request(`http://127.0.0.1:${app.port}/api/todos`, {
-    headers: {
-      host: `localhost:${app.port}`,
-      cookie: `${SESSION_COOKIE}=${user.session}`,
-      'x-csrf': '1',
-      'sec-fetch-site': 'same-origin',
-      origin: app.origin,
-      accept: 'application/json',
-    },
+    headers: pageHeaders(app, user),
   });
 }
 

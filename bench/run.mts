@@ -51,7 +51,8 @@ const usage = `Usage: npm run bench [-- options]
   --storm-window <n>        storm requests in flight at once (64 per process)
   --phases <list>           run only these, comma-separated: overhead, io, cold-start,
                             throughput, storm, memory (all); budgets of the others are skipped
-  --profile <dir>           write a V8 CPU profile of the first app process there (--cpu-prof)
+  --profile <dir>           write V8 CPU profiles (--cpu-prof) of the first app process there,
+                            and of the floor function in <dir>/floor-function
   --meter-all               route every app process's Table calls through the counting proxy
                             (the storm then reports them; other figures pay one more hop)
   --keep-logs               keep the app processes' logs (a temporary folder, printed at the end)
@@ -330,7 +331,15 @@ async function main(results: Results): Promise<void> {
     const floorFunction = await spawnApp({
       name: 'floor-function',
       port: floorFunctionPort,
-      env: floorEnv,
+      env: {
+        ...floorEnv,
+        // Its profile beside the app's: what the app does per call that a trivial function does not.
+        ...(args.profile === undefined
+          ? {}
+          : {
+              NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.resolve(args.profile, 'floor-function')}`,
+            }),
+      },
       client,
       cwd: path.join(ROOT, 'bench', 'floor-function'),
       readyPath: '/api/todos',
@@ -355,7 +364,7 @@ async function main(results: Results): Promise<void> {
         apiEndpoint: stack.api.endpoint,
         accessToken,
         samples: options.overheadSamples,
-        warmup: 200,
+        warmup: 1000,
         log,
       }),
     );
@@ -579,6 +588,7 @@ function report(results: Results, budgets: BudgetResult[]): string {
         }),
       ),
       `   ratios: app median ${ratio(overhead.ratios.medianToFloorFunction)} the floor function's, ${ratio(overhead.ratios.medianToFloorProxy)} the floor proxy's; app p99 ${ratio(overhead.ratios.p99ToFloorFunction)} the floor function's`,
+      `   CPU per round (ms, /proc): app ${round(overhead.cpuMsPerRound.app, 3)}, floor function ${round(overhead.cpuMsPerRound.floorFunction, 3)}, floor proxy ${round(overhead.cpuMsPerRound.floorProxy, 3)}, bench (client and API of all four) ${round(overhead.cpuMsPerRound.bench, 3)}`,
     );
   }
   if (io) {
@@ -667,6 +677,10 @@ function report(results: Results, budgets: BudgetResult[]): string {
           ]
         : []),
       `   after the storm, one request per user: ${JSON.stringify(storm.after.byStatus)}, ${storm.after.refreshGrants} refresh grants`,
+      ...(storm.firstFailure === undefined
+        ? []
+        : [`   first request without an answer: ${storm.firstFailure}`]),
+      ...storm.fiveXxAnswers.map((answer) => `   5xx: ${answer}`),
     );
   }
   if (coldStart) {

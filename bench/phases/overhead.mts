@@ -5,8 +5,8 @@
 // every round, so that drift (GC, the other core's load, other jobs) falls on every side alike and
 // the ratios hold whatever else the machine does.
 import { HttpClient, type Answer } from '../http.mts';
-import { getTodos, type SignedInUser } from '../load.mts';
-import type { AppInstance } from '../stack.mts';
+import { getTodos, pageHeaders, type SignedInUser } from '../load.mts';
+import { cpuSecondsOf, type AppInstance } from '../stack.mts';
 import { summarize, type Summary } from '../stats.mts';
 
 export interface OverheadResult {
@@ -28,11 +28,19 @@ export interface OverheadResult {
     readonly medianToFloorProxy: number;
     readonly p99ToFloorFunction: number;
   };
+  /**
+   * CPU milliseconds each process spent per measured round, from /proc (10-ms ticks over the
+   * whole phase): the work behind each side's overhead, which does not depend on what else the
+   * machine runs. The bench process is the client and the API of every side.
+   */
+  readonly cpuMsPerRound: Record<'app' | 'floorFunction' | 'floorProxy' | 'bench', number>;
   /** Answers other than 200 on any side (the samples are still timed). */
   readonly errors: number;
+  /** Every measured round's times (ms, 3 decimals), for a look at the run afterwards (JSON only). */
+  readonly roundsMs: Record<Side, number[]>;
 }
 
-type Side = 'direct' | 'app' | 'floorFunction' | 'floorProxy';
+export type Side = 'direct' | 'app' | 'floorFunction' | 'floorProxy';
 const SIDES: readonly Side[] = ['direct', 'app', 'floorFunction', 'floorProxy'];
 
 export async function measureOverhead(options: {
@@ -49,9 +57,11 @@ export async function measureOverhead(options: {
   // One connection to each, kept alive: a browser's steady state against the app, and each
   // proxy's own keep-alive connection to the API.
   const client = new HttpClient({ maxSockets: 1 });
+  // The floors get the very request the app gets (its cookie, CSRF and origin headers), so the
+  // host reads and converts the same bytes on every side; they just do nothing with them.
   const floor = (instance: AppInstance) => (): Promise<Answer> =>
     client.request(`http://127.0.0.1:${instance.port}/api/todos`, {
-      headers: { host: `localhost:${instance.port}`, accept: 'application/json' },
+      headers: pageHeaders(instance, options.user),
     });
   const send: Record<Side, () => Promise<Answer>> = {
     direct: () =>
@@ -75,8 +85,17 @@ export async function measureOverhead(options: {
     floorProxy: [],
   };
   let errors = 0;
+  const cpu = () => ({
+    app: cpuSecondsOf(options.app.pid).own,
+    floorFunction: cpuSecondsOf(options.floorFunction.pid).own,
+    floorProxy: cpuSecondsOf(options.floorProxy.pid).own,
+    bench: cpuSecondsOf('self').own,
+  });
+  let cpuBefore = cpu();
+  let cpuAfter = cpuBefore;
   try {
     for (let index = 0; index < options.warmup + options.samples; index += 1) {
+      if (index === options.warmup) cpuBefore = cpu();
       const round: Partial<Record<Side, number>> = {};
       let ok = true;
       for (let turn = 0; turn < SIDES.length; turn += 1) {
@@ -95,9 +114,12 @@ export async function measureOverhead(options: {
       const done = index - options.warmup + 1;
       if (done % 500 === 0) options.log(`overhead: ${done}/${options.samples} rounds`);
     }
+    cpuAfter = cpu();
   } finally {
     client.close();
   }
+  const cpuMsPerRound = (side: keyof typeof cpuBefore) =>
+    ((cpuAfter[side] - cpuBefore[side]) * 1000) / options.samples;
   const overheadMs = summarize(overhead.app);
   const floorFunctionOverheadMs = summarize(overhead.floorFunction);
   const floorProxyOverheadMs = summarize(overhead.floorProxy);
@@ -116,6 +138,18 @@ export async function measureOverhead(options: {
       medianToFloorProxy: overheadMs.median / floorProxyOverheadMs.median,
       p99ToFloorFunction: overheadMs.p99 / floorFunctionOverheadMs.p99,
     },
+    cpuMsPerRound: {
+      app: cpuMsPerRound('app'),
+      floorFunction: cpuMsPerRound('floorFunction'),
+      floorProxy: cpuMsPerRound('floorProxy'),
+      bench: cpuMsPerRound('bench'),
+    },
     errors,
+    roundsMs: {
+      direct: ms.direct.map((value) => Math.round(value * 1000) / 1000),
+      app: ms.app.map((value) => Math.round(value * 1000) / 1000),
+      floorFunction: ms.floorFunction.map((value) => Math.round(value * 1000) / 1000),
+      floorProxy: ms.floorProxy.map((value) => Math.round(value * 1000) / 1000),
+    },
   };
 }
