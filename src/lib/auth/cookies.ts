@@ -33,13 +33,27 @@ function usableValue(values: readonly string[]): string | undefined {
   return value.length === 0 || value.length > MAX_COOKIE_VALUE ? undefined : value;
 }
 
-/** Reads one cookie from the request; a missing, duplicated or oversized one reads as absent. */
+/**
+ * Reads one cookie from the request; a missing, duplicated or oversized one reads as absent. On
+ * every proxied call: one pass over the header, no array of every cookie.
+ */
 export function readCookie(request: HttpRequest, name: string): string | undefined {
-  return usableValue(
-    cookiePairs(request)
-      .filter(([candidate]) => candidate === name)
-      .map(([, value]) => value),
-  );
+  const header = request.headers.get('cookie');
+  if (header === null) return undefined;
+  let found: string | undefined;
+  let start = 0;
+  while (start <= header.length) {
+    const end = header.indexOf(';', start);
+    const pair = header.slice(start, end === -1 ? header.length : end).trim();
+    const separator = pair.indexOf('=');
+    if (separator !== -1 && pair.slice(0, separator) === name) {
+      if (found !== undefined) return undefined;
+      found = pair.slice(separator + 1);
+    }
+    if (end === -1) break;
+    start = end + 1;
+  }
+  return found === undefined ? undefined : usableValue([found]);
 }
 
 /**

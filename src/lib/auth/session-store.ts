@@ -92,6 +92,11 @@ function rowKeyOf(sessionId: string): string {
   return SESSION_ROW_PREFIX + createHash('sha256').update(sessionId).digest('hex');
 }
 
+/** What `SessionStore` keys an opened cookie by: its digest, so no cookie is kept in memory. */
+function digestOf(cookieValue: string): string {
+  return createHash('sha256').update(cookieValue).digest('base64url');
+}
+
 const PUBLIC_ID_PATTERN = /^[A-Za-z0-9_-]{22}$/;
 
 /**
@@ -103,6 +108,18 @@ function publicIdOf(rowKey: string): string {
     .update(`session-public-id/v1:${rowKey}`)
     .digest('base64url')
     .slice(0, 22);
+}
+
+/**
+ * How many opened session cookies a store remembers (about 300 bytes each): the sessions an
+ * instance serves at once. Past it the oldest is forgotten, and opened again when it comes back.
+ */
+const OPENED_COOKIES = 8192;
+
+/** The row a session cookie names. */
+interface SessionRow {
+  readonly partitionKey: string;
+  readonly rowKey: string;
 }
 
 export interface SessionStoreOptions {
@@ -128,6 +145,14 @@ export class SessionStore {
   private readonly recheckMs: number;
   private readonly l1: L1TokenCache<RememberedSession>;
   private readonly now: () => number;
+  /**
+   * The row of every cookie opened lately, by the cookie's SHA-256 (never the cookie, a bearer
+   * value): opening one (base64url, AES-GCM, JSON, the row key's digest) was the largest cost of
+   * a call served from the L1 (docs/performance.md). A cookie maps to one row for the life of the
+   * process (the key ring is fixed at start), so this holds nothing that can go stale; whether the
+   * session lives is the L1's and the table's to say.
+   */
+  private readonly openedCookies = new Map<string, SessionRow>();
 
   constructor(
     table: TokenTable,
@@ -191,26 +216,26 @@ export class SessionStore {
     cookieValue: string | undefined,
     { withTokenCache = false } = {},
   ): Promise<Session | undefined> {
-    const reference = this.open(cookieValue);
-    if (reference === undefined) return undefined;
-    const rowKey = rowKeyOf(reference.s);
-    const remembered = this.l1.getSession(reference.p, rowKey, withTokenCache, this.now());
+    const row = this.rowOf(cookieValue);
+    if (row === undefined) return undefined;
+    const { partitionKey, rowKey } = row;
+    const remembered = this.l1.getSession(partitionKey, rowKey, withTokenCache, this.now());
     if (remembered !== undefined) {
       return withTokenCache ? { ...remembered, tokenCacheRow: 'remembered' } : remembered;
     }
     const epoch = this.l1.epoch;
     const rows = await this.readRows(
-      reference.p,
+      partitionKey,
       withTokenCache ? [rowKey, TOKEN_CACHE_ROW_KEY] : [rowKey],
     );
     const entity = rows.get(rowKey) as (SessionEntity & StoredEntity) | undefined;
     if (entity === undefined) {
-      this.l1.forgetSession(reference.p, rowKey);
+      this.l1.forgetSession(partitionKey, rowKey);
       return undefined;
     }
     const tokenCacheRow = rows.get(TOKEN_CACHE_ROW_KEY) ?? null;
-    if (withTokenCache) this.l1.observeRow(reference.p, tokenCacheRow?.etag);
-    let session = this.toSession(reference.p, rowKey, entity);
+    if (withTokenCache) this.l1.observeRow(partitionKey, tokenCacheRow?.etag);
+    let session = this.toSession(partitionKey, rowKey, entity);
     let lastUsed = entity.LastUsed.getTime();
     const now = this.now();
     // An ended session's row is left to the stale-row clean-up (or the user's last sign-out):
@@ -219,14 +244,14 @@ export class SessionStore {
       return undefined;
     }
     if (now - lastUsed > this.idleMs / 10) {
-      await this.touch(reference.p, rowKey, entity.etag, new Date(now));
+      await this.touch(partitionKey, rowKey, entity.etag, new Date(now));
       lastUsed = now;
       session = {
         ...session,
         idleExpiresAt: new Date(Math.min(now + this.idleMs, session.expiresAt.getTime())),
       };
     }
-    this.remember(reference.p, rowKey, session, { lastUsed, withTokenCache, epoch });
+    this.remember(partitionKey, rowKey, session, { lastUsed, withTokenCache, epoch });
     return withTokenCache ? { ...session, tokenCacheRow } : session;
   }
 
@@ -293,8 +318,10 @@ export class SessionStore {
 
   /** Ends the session the cookie refers to, if any. */
   async delete(cookieValue: string | undefined): Promise<void> {
-    const reference = this.open(cookieValue);
-    if (reference !== undefined) await this.deleteRow(reference.p, rowKeyOf(reference.s));
+    const row = this.rowOf(cookieValue);
+    if (row === undefined) return;
+    this.openedCookies.delete(digestOf(cookieValue as string));
+    await this.deleteRow(row.partitionKey, row.rowKey);
   }
 
   /** The user's live sessions, oldest first. */
@@ -363,6 +390,23 @@ export class SessionStore {
       throw new TokenStoreUnavailableError('The session store did not answer', { cause: error });
     }
     return rows;
+  }
+
+  /** The row a session cookie names, or undefined for a forged or garbled one. */
+  private rowOf(cookieValue: string | undefined): SessionRow | undefined {
+    if (cookieValue === undefined) return undefined;
+    const digest = digestOf(cookieValue);
+    const known = this.openedCookies.get(digest);
+    if (known !== undefined) return known;
+    const reference = this.open(cookieValue);
+    if (reference === undefined) return undefined;
+    const row = { partitionKey: reference.p, rowKey: rowKeyOf(reference.s) };
+    if (this.openedCookies.size >= OPENED_COOKIES) {
+      // The oldest first: a Map iterates in insertion order.
+      this.openedCookies.delete(this.openedCookies.keys().next().value as string);
+    }
+    this.openedCookies.set(digest, row);
+    return row;
   }
 
   private open(cookieValue: string | undefined): CookieReference | undefined {
