@@ -1,32 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import http, { type IncomingHttpHeaders } from 'node:http';
-import { dirname } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startAppProcess, type AppProcess } from '../../dev/app-process.mts';
-import { startAzurite, type Azurite } from '../../dev/azurite.mts';
-import { appSettings, DEV_IDENTITIES, webAppClient } from '../../dev/dev-settings.mts';
-import { startEntraEmulator, type EntraEmulator } from '../../dev/entra-emulator/emulator.mts';
-import {
-  startNotesApi,
-  type NotesApi,
-  type NotesApiRequest,
-} from '../../dev/notes-api/notes-api.mts';
-import { findFreePort } from '../../dev/ports.mts';
-import { startTodoListApi, type TodoListApi } from '../../dev/todolist-api/todolist-api.mts';
+import { DEV_IDENTITIES, NOTES_API_SCOPES } from '../../dev/dev-settings.mts';
+import type { EntraEmulator } from '../../dev/entra-emulator/emulator.mts';
+import type { NotesApi, NotesApiRequest } from '../../dev/notes-api/notes-api.mts';
+import type { TodoListApi } from '../../dev/todolist-api/todolist-api.mts';
 import { signInThroughApp } from '../support/app-session.ts';
-import { testStack } from '../support/stack.ts';
+import { startTwoApiStack, type TwoApiStack } from '../support/two-api-stack.ts';
 import { UserAgent } from '../support/user-agent.ts';
 
 // The general proxy `/api/<name>` (DESIGN.md "Downstream APIs") on the real stack: the emulator,
 // Azurite, the local host running the built app, the ToDoList API as `todos` and the notes API as
 // `notes`, all of this file's own so their logs see no other file's traffic.
-const stack = testStack();
 const SESSION_COOKIE = '__Host-bff-session';
-const NOTES_READ = 'Notes.Read';
-const NOTES_WRITE = 'Notes.Write';
+const { read: NOTES_READ, write: NOTES_WRITE } = NOTES_API_SCOPES;
 // The notes API's own registration: tokens for it carry this audience, never the ToDoList API's.
-const NOTES_CLIENT_ID = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
-const NOTES_APP_ID_URI = `api://${NOTES_CLIENT_ID}`;
+const NOTES_CLIENT_ID = DEV_IDENTITIES.notesApiClientId;
 
 const user = {
   oid: '7e57e57e-0000-4000-a000-000000000001',
@@ -34,62 +23,19 @@ const user = {
   preferred_username: 'dora@downstream.example',
 };
 
+let twoApis: TwoApiStack;
 let emulator: EntraEmulator;
 let todos: TodoListApi;
 let notes: NotesApi;
-let azurite: Azurite;
-let app: AppProcess;
 let origin: string;
 
 beforeAll(async () => {
-  const appPort = await findFreePort();
-  origin = `http://localhost:${appPort}`;
-  const clientSecret = randomBytes(24).toString('base64url');
-  emulator = await startEntraEmulator({
-    certDir: dirname(stack.emulator.caCertPath),
-    clients: [webAppClient(origin, clientSecret)],
-    api: { clientId: DEV_IDENTITIES.apiClientId },
-    otherApis: [
-      { clientId: NOTES_CLIENT_ID, appIdUri: NOTES_APP_ID_URI, scopes: [NOTES_READ, NOTES_WRITE] },
-    ],
-    users: [user],
-  });
-  const verifier = {
-    issuer: emulator.issuer,
-    jwksUri: emulator.jwksUri,
-    audience: DEV_IDENTITIES.apiClientId,
-    caCertPem: emulator.caCertPem,
-  };
-  todos = await startTodoListApi(verifier);
-  notes = await startNotesApi({ ...verifier, audience: NOTES_CLIENT_ID });
-  azurite = await startAzurite();
-  app = await startAppProcess({
-    port: appPort,
-    env: {
-      ...appSettings({
-        appOrigin: origin,
-        authority: emulator.authority,
-        clientSecret,
-        todoListEndpoint: todos.endpoint,
-        tokenCacheStorage: azurite.connectionString,
-        sessionKeys: randomBytes(32).toString('base64'),
-        tokenCacheKeys: randomBytes(32).toString('base64'),
-      }),
-      DOWNSTREAM_APIS: 'todos,notes',
-      DOWNSTREAM_API_NOTES_URL: notes.endpoint,
-      DOWNSTREAM_API_NOTES_READ_SCOPES: `${NOTES_APP_ID_URI}/${NOTES_READ}`,
-      DOWNSTREAM_API_NOTES_WRITE_SCOPES: `${NOTES_APP_ID_URI}/${NOTES_WRITE}`,
-      NODE_EXTRA_CA_CERTS: stack.emulator.caCertPath,
-    },
-  });
+  twoApis = await startTwoApiStack({ users: [user] });
+  ({ emulator, todos, notes, origin } = twoApis);
 });
 
 afterAll(async () => {
-  await app?.stop();
-  await azurite?.stop();
-  await notes?.close();
-  await todos?.close();
-  await emulator?.close();
+  await twoApis?.stop();
 });
 
 beforeEach(() => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { KeyRing } from '../../src/lib/tokens/key-ring.ts';
 import { signInThroughApp } from '../support/app-session.ts';
 import { testStack, testUser } from '../support/stack.ts';
@@ -27,6 +27,7 @@ import {
   settingSecrets,
   type RawAnswer,
 } from './support/http.ts';
+import { statusTally } from './support/status-tally.ts';
 
 // Random hostile requests against every route of the shared app (the one the global setup runs):
 // whatever comes in, the app answers with its own 4xx (or a page), never a 500, never a stack,
@@ -211,19 +212,7 @@ function problemsWith(answer: RawAnswer, mustNotEcho: readonly string[] = []): s
   return problems;
 }
 
-/** Statuses seen per property, printed at the end so a run shows what it reached. */
-const seen = new Map<string, Map<number, number>>();
-function tally(property: string, status: number): void {
-  const counts = seen.get(property) ?? new Map<number, number>();
-  counts.set(status, (counts.get(status) ?? 0) + 1);
-  seen.set(property, counts);
-}
-afterAll(() => {
-  for (const [property, counts] of seen) {
-    const line = [...counts].sort(([a], [b]) => a - b).map(([status, n]) => `${status}×${n}`);
-    console.log(`hostile input, ${property}: ${line.join(' ')}`);
-  }
-});
+const tally = statusTally('hostile input');
 
 function expectClean(
   answer: RawAnswer,
