@@ -42,6 +42,12 @@ const todoUser = {
   preferred_username: 'tod@claims.example',
 };
 
+const todoStepUpUser = {
+  oid: 'c1a1c1a1-0000-4000-a000-000000000004',
+  name: 'Tara Todos',
+  preferred_username: 'tara@claims.example',
+};
+
 let emulator: EntraEmulator;
 let todos: TodoListApi;
 let notes: NotesApi;
@@ -64,7 +70,7 @@ beforeAll(async () => {
         scopes: ['Notes.Read', 'Notes.Write'],
       },
     ],
-    users: [stepUpUser, refusedUser, todoUser],
+    users: [stepUpUser, refusedUser, todoUser, todoStepUpUser],
   });
   const verifier = {
     issuer: emulator.issuer,
@@ -221,6 +227,49 @@ describe('claims challenges from an API', () => {
     const calls = notesRequestsOf(stepUpUser.oid);
     expect((await call(agent, '/api/notes/notes')).status).toBe(200);
     expect(notesRequestsOf(stepUpUser.oid)).toBe(calls + 1);
+  });
+
+  it('/api/todos too: the read after the step-up goes through with the sign-in token, and the first write gets its token silently with the claims', async () => {
+    todos.requireClaims({ acrs: 'c1', oid: todoStepUpUser.oid, path: '/api/todolist' });
+    const agent = new UserAgent();
+    await signInThroughApp(agent, origin, todoStepUpUser.preferred_username);
+    const tokensSeen = () =>
+      todos
+        .requests()
+        .map((request) => decodeJwt(String(request.headers.authorization).split(' ')[1] ?? ''))
+        .filter((claims) => claims.oid === todoStepUpUser.oid);
+
+    const challenged = await call(agent, '/api/todos');
+    expect(challenged.status).toBe(401);
+    expect(claimsOfLoginUrl(challenged.json.loginUrl)).toBe(C1);
+    await signInWithStepUp(agent, String(challenged.json.loginUrl), todoStepUpUser.oid);
+
+    // The code's access token (the read scope) carries acrs: no challenge, no token request.
+    const seenBefore = tokensSeen().length;
+    const tokenRequests = emulator.counters().token.refresh_token ?? 0;
+    const read = await call(agent, '/api/todos');
+    expect(read.status).toBe(200);
+    expect(tokensSeen().length - seenBefore).toBe(1);
+    expect(tokensSeen().at(-1)?.acrs).toEqual(['c1']);
+    expect(emulator.counters().token.refresh_token ?? 0).toBe(tokenRequests);
+
+    // The write scope's first token comes from a refresh without claims (no acrs, challenged),
+    // then silently with them.
+    const written = await agent.fetch(`${origin}/api/todos`, {
+      method: 'POST',
+      headers: {
+        'x-csrf': '1',
+        'sec-fetch-site': 'same-origin',
+        origin,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ description: 'after the step-up' }),
+    });
+    expect(written.status).toBe(201);
+    expect(tokensSeen().length - seenBefore).toBe(3);
+    expect(tokensSeen().at(-2)?.acrs).toBeUndefined();
+    expect(tokensSeen().at(-1)?.acrs).toEqual(['c1']);
+    expect(tokensSeen().at(-1)?.scp).toBe('ToDoList.ReadWrite');
   });
 
   it('a second challenge right after the step-up sign-in does not loop: one sign-in round, then 401 "keeps refusing" without a loginUrl', async () => {
