@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Cookie } from '@azure/functions';
+import type { Cookie, InvocationContext } from '@azure/functions';
 import { describe, expect, it } from 'vitest';
 import {
   canonicalClaimsRequest,
@@ -8,7 +8,8 @@ import {
   claimsSignInParameter,
   MAX_CLAIMS_REQUEST_BYTES,
 } from '../../src/lib/auth/claims-request.ts';
-import type { SessionStore } from '../../src/lib/auth/session-store.ts';
+import type { Session, SessionStore } from '../../src/lib/auth/session-store.ts';
+import { UserInteractionRequiredError } from '../../src/lib/errors.ts';
 import {
   SIGN_IN_COOKIES_BUDGET,
   SignInFlow,
@@ -16,9 +17,11 @@ import {
 } from '../../src/lib/auth/sign-in-flow.ts';
 import {
   CLAIMS_SIGN_IN_LOOP_WINDOW_MS,
+  ClaimsChallengeError,
   claimsChallengeOf,
   claimsSignInResponse,
 } from '../../src/lib/proxy/claims-challenge.ts';
+import { signInNeededResponse } from '../../src/lib/proxy/sign-in-needed.ts';
 import { KeyRing } from '../../src/lib/tokens/key-ring.ts';
 import type { TokenService } from '../../src/lib/tokens/token-service.ts';
 
@@ -207,5 +210,60 @@ describe('SignInFlow with claims', () => {
     await expect(
       signIn.start(`/${'a'.repeat(2047)}`, undefined, new Map(), largest),
     ).rejects.toBeInstanceOf(SignInTooLargeError);
+  });
+});
+
+describe('signInNeededResponse with claims', () => {
+  const context = { warn: () => undefined } as unknown as InvocationContext;
+  const sessions = { delete: () => Promise.resolve() };
+  const session = { createdAt: new Date(), signInClaimsDigest: undefined } as unknown as Session;
+
+  it('passes claims the IdP named in an interaction_required refusal to the sign-in (msal-common InteractionRequiredAuthError.claims)', async () => {
+    const named = await signInNeededResponse(
+      new UserInteractionRequiredError({
+        claims: '{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}',
+      }),
+      sessions,
+      session,
+      undefined,
+      'notes',
+      context,
+    );
+    expect(named?.status).toBe(401);
+    const loginUrl = (JSON.parse(named?.body as string) as { loginUrl: string }).loginUrl;
+    expect(
+      claimsFromSignInParameter(
+        new URL(loginUrl, 'https://app.example').searchParams.get('claims') ?? '',
+      ),
+    ).toBe('{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}');
+
+    // Claims that are no claims request are left out; the sign-in is still offered.
+    const unnamed = await signInNeededResponse(
+      new UserInteractionRequiredError({ claims: 'not json' }),
+      sessions,
+      session,
+      undefined,
+      'notes',
+      context,
+    );
+    const plain = (JSON.parse(unnamed?.body as string) as { loginUrl: string }).loginUrl;
+    expect(plain).toBe('/auth/signin?returnTo=%2F');
+  });
+
+  it('answers a ClaimsChallengeError with the challenge claims in the loginUrl', async () => {
+    const answer = await signInNeededResponse(
+      new ClaimsChallengeError(C1),
+      sessions,
+      session,
+      undefined,
+      'todos',
+      context,
+    );
+    const loginUrl = (JSON.parse(answer?.body as string) as { loginUrl: string }).loginUrl;
+    expect(
+      claimsFromSignInParameter(
+        new URL(loginUrl, 'https://app.example').searchParams.get('claims') ?? '',
+      ),
+    ).toBe(C1);
   });
 });
