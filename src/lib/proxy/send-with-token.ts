@@ -7,7 +7,7 @@ import { claimsChallengeOf, ClaimsChallengeError } from './claims-challenge';
 export interface ApiAnswer {
   readonly status: number;
   /** Names lower-case; `www-authenticate` is read for a claims challenge. */
-  readonly headers?: Readonly<Record<string, string>>;
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 /**
@@ -33,7 +33,7 @@ export async function sendWithToken<T extends ApiAnswer>(
   };
   const first = await attempt({ tokenCacheRow: session.tokenCacheRow });
   if (first.status !== 401) return first;
-  const claims = claimsChallengeOf(first.headers?.['www-authenticate']);
+  const claims = claimsChallengeOf(first.headers['www-authenticate']);
   if (claims === undefined) return attempt({ forceRefresh: true });
   let second: T;
   try {
@@ -45,7 +45,7 @@ export async function sendWithToken<T extends ApiAnswer>(
     throw error;
   }
   const again =
-    second.status === 401 ? claimsChallengeOf(second.headers?.['www-authenticate']) : undefined;
+    second.status === 401 ? claimsChallengeOf(second.headers['www-authenticate']) : undefined;
   if (again !== undefined) throw new ClaimsChallengeError(again);
   return second;
 }
