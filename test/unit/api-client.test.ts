@@ -207,6 +207,35 @@ describe('ApiClient', () => {
     expect(post.requests).toHaveLength(2);
   });
 
+  it('retries on a new connection, not on another pooled one the server dropped too', async () => {
+    // Two connections kept alive from one burst, both closed by the server when the next call
+    // comes (as a server closes connections idle since the same moment): the retry must not take
+    // the second stale one from the pool.
+    let release: () => void = () => undefined;
+    const burst = new Promise<void>((resolve) => (release = resolve));
+    const sockets = new Set<unknown>();
+    const api = await serve((request, response, index) => {
+      if (index <= 2) {
+        sockets.add(request.socket);
+        // Both answers wait for the second request, so the client opens two connections.
+        if (index === 2) release();
+        void burst.then(() => json(response, 200, [index]));
+      } else if (sockets.has(request.socket)) {
+        request.socket.destroy();
+      } else {
+        json(response, 200, [index]);
+      }
+    });
+    const client = clientFor(`${api.origin}/api/todolist`);
+    await Promise.all([client.send(request), client.send(request)]);
+    expect(api.connections()).toBe(2);
+    const answer = await client.send(request);
+    expect(answer.status).toBe(200);
+    expect(api.connections()).toBe(3);
+    // The first try reached one of the two pooled connections, the retry a new one.
+    expect(api.requests).toHaveLength(4);
+  });
+
   it('refuses an answer over 1 MiB instead of buffering it', async () => {
     const api = await serve((_request, response) => {
       response.writeHead(200, { 'Content-Type': 'application/json' });

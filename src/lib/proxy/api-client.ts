@@ -100,19 +100,25 @@ export class ApiClient {
         error instanceof ApiUnreachableError &&
         error.staleConnection &&
         IDEMPOTENT.has(request.method);
-      if (retry) return this.attempt(request);
+      // On a new connection: the other pooled ones may have been closed by the server at the same
+      // moment (it closes connections idle since one burst together), and a second stale one
+      // would answer the page 502 for nothing (a refresh storm met it: docs/performance.md).
+      if (retry) return this.attempt(request, { freshConnection: true });
       throw error;
     }
   }
 
-  private async attempt(request: ApiRequest): Promise<ApiResponse> {
+  private async attempt(
+    request: ApiRequest,
+    { freshConnection = false } = {},
+  ): Promise<ApiResponse> {
     // One deadline for the whole exchange, answer body included. A timer of its own, cleared at
     // the end: an AbortSignal.timeout() given to the request would keep the request (and the
     // invocation around it) alive until the deadline, however early the answer came.
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
     try {
-      return await this.exchange(request, (outgoing) => {
+      return await this.exchange(request, freshConnection, (outgoing) => {
         timer = setTimeout(() => {
           timedOut = true;
           outgoing.destroy();
@@ -128,6 +134,7 @@ export class ApiClient {
 
   private exchange(
     request: ApiRequest,
+    freshConnection: boolean,
     started: (outgoing: http.ClientRequest) => void,
   ): Promise<ApiResponse> {
     const { name, maxResponseBytes } = this.options;
@@ -141,7 +148,8 @@ export class ApiClient {
     return new Promise<ApiResponse>((resolve, reject) => {
       const outgoing = send(
         this.urlFor(request.target),
-        { method: request.method, headers, agent: this.agent },
+        // `agent: false`: a connection of its own, closed after this exchange.
+        { method: request.method, headers, agent: freshConnection ? false : this.agent },
         (answer: IncomingMessage) => {
           const chunks: Buffer[] = [];
           let received = 0;
@@ -170,8 +178,10 @@ export class ApiClient {
         },
       );
       outgoing.on('error', (error: NodeJS.ErrnoException) => {
-        // A reused keep-alive connection reset before any answer: mostly one the server closed.
-        const stale = error.code === 'ECONNRESET' && outgoing.reusedSocket;
+        // A reused keep-alive connection reset or closed under the write before any answer:
+        // mostly one the server closed while it was idle.
+        const stale =
+          (error.code === 'ECONNRESET' || error.code === 'EPIPE') && outgoing.reusedSocket;
         reject(unreachable(error.code ?? 'ERR_NETWORK', stale));
       });
       started(outgoing);
