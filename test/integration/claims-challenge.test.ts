@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
+import fc from 'fast-check';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppProcess, type AppProcess } from '../../dev/app-process.mts';
@@ -12,6 +13,7 @@ import { startTodoListApi, type TodoListApi } from '../../dev/todolist-api/todol
 import { signInThroughApp } from '../support/app-session.ts';
 import { testStack } from '../support/stack.ts';
 import { UserAgent } from '../support/user-agent.ts';
+import { propertyParameters } from '../security/support/arbitraries.ts';
 
 // Claims challenges end to end (DESIGN.md "Downstream APIs", last rule): a sample API that needs
 // a Conditional Access authentication context answers Microsoft's insufficient_claims challenge
@@ -353,6 +355,66 @@ describe('/auth/signin?claims=', () => {
       expect(response.headers.getSetCookie()).toEqual([]);
       expect(((await response.json()) as { title: string }).title).toBe('Invalid claims');
     }
+  });
+
+  it('any claims value: 302 with the same authorize parameters and claims that are exactly its JSON merged with xms_cc, or 400 with no cookie; never anything else', async () => {
+    const plain = new URL((await signInWith({})).headers.get('location') ?? '');
+    const names = [...new Set(plain.searchParams.keys())].sort();
+    // Claims requests whose members try to carry anything (parameters, quotes, control
+    // characters), other JSON, and plain text; as base64url, as base64, and as they are.
+    const request = fc
+      .dictionary(
+        fc.oneof(fc.constantFrom('access_token', 'id_token', 'userinfo'), fc.string()),
+        fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 }),
+        { minKeys: 1, maxKeys: 3 },
+      )
+      .map((value) => JSON.stringify(value));
+    const otherJson = fc.oneof(
+      fc.json({ maxDepth: 2 }),
+      fc.constantFrom(`{"access_token":{"acrs":{"value":"c1"}}}&prompt=none`, '{"a":{}}\u0000'),
+    );
+    const claimsValue = fc.oneof(
+      { arbitrary: request.map((text) => Buffer.from(text).toString('base64url')), weight: 3 },
+      otherJson.map((text) => Buffer.from(text).toString('base64url')),
+      request.map((text) => Buffer.from(text).toString('base64')),
+      fc.string(),
+    );
+    const seen = { 302: 0, 400: 0 };
+    await fc.assert(
+      fc.asyncProperty(claimsValue, async (claims) => {
+        const response = await signInWith({ claims });
+        if (response.status === 302 || response.status === 400) seen[response.status] += 1;
+        if (response.status === 400) {
+          expect(response.headers.getSetCookie()).toEqual([]);
+          expect(response.headers.get('content-type')).toBe('application/problem+json');
+          return;
+        }
+        expect(response.status).toBe(302);
+        const authorize = new URL(response.headers.get('location') ?? '');
+        expect([...new Set(authorize.searchParams.keys())].sort()).toEqual(names);
+        expect(authorize.searchParams.getAll('claims')).toHaveLength(1);
+        const sent = JSON.parse(Buffer.from(claims, 'base64url').toString('utf8')) as Record<
+          string,
+          Record<string, unknown>
+        >;
+        const merged = JSON.parse(authorize.searchParams.get('claims') ?? '') as Record<
+          string,
+          Record<string, unknown>
+        >;
+        expect(merged.access_token?.xms_cc).toEqual({ values: ['cp1'] });
+        for (const [member, requested] of Object.entries(sent)) {
+          for (const [claim, value] of Object.entries(requested)) {
+            if (member !== 'access_token' || claim !== 'xms_cc') {
+              expect(merged[member]?.[claim]).toEqual(value);
+            }
+          }
+        }
+      }),
+      propertyParameters(150),
+    );
+    // Both outcomes were exercised, not only refusals.
+    expect(seen[302]).toBeGreaterThan(30);
+    expect(seen[400]).toBeGreaterThan(30);
   });
 
   it('keeps five sign-ins with the largest claims inside the cookie budget, and refuses claims with a returnTo too long to fit', async () => {
