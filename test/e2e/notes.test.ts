@@ -70,6 +70,37 @@ describe.skipIf(skipBrowserTests)('the notes section in Chromium, on npm run dev
     return fetch(`http://127.0.0.1:${devStack.ports.notesApi}${route}`, init);
   }
 
+  /**
+   * Signs Alice in and waits for the page's first load of the notes, which succeeds: it is
+   * answered before the API is told to fail, so a scripted answer is for a later call.
+   */
+  async function signInWithNotesLoaded(page: Page): Promise<void> {
+    const firstLoad = page.waitForResponse(
+      (response) =>
+        new URL(response.url()).pathname === '/api/notes/notes' &&
+        response.request().method() === 'GET',
+    );
+    await signIn(page, devStack.appOrigin, ALICE);
+    expect((await firstLoad).status()).toBe(200);
+  }
+
+  /** The notes API's next answer: a problem with this status, title and detail. */
+  async function scriptNotesProblem(
+    problem: { status: number; title: string; detail: string },
+    headers: Record<string, string> = {},
+  ): Promise<void> {
+    const scripted = await notesApi('/_api/answers', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        status: problem.status,
+        headers: { 'Content-Type': 'application/problem+json', ...headers },
+        body: JSON.stringify(problem),
+      }),
+    });
+    expect(scripted.status).toBe(204);
+  }
+
   function noteItem(page: Page, text: string) {
     return page
       .getByRole('list', { name: 'Your notes' })
@@ -151,30 +182,17 @@ describe.skipIf(skipBrowserTests)('the notes section in Chromium, on npm run dev
   it('a list the notes API could not give is offered again with Retry, by keyboard', async () => {
     const page = await newPage();
     const problems = watchForBreakage(page, [/status of 503/]);
-    // The page's first load of the notes, answered before the API is told to fail: the scripted
-    // answer below is for the reload's.
-    const firstLoad = page.waitForResponse(
-      (response) =>
-        new URL(response.url()).pathname === '/api/notes/notes' &&
-        response.request().method() === 'GET',
-    );
-    await signIn(page, devStack.appOrigin, ALICE);
-    expect((await firstLoad).status()).toBe(200);
+    // The scripted answer below is for the reload's load of the notes.
+    await signInWithNotesLoaded(page);
     const section = page.getByRole('region', { name: 'Your notes' });
     await section.getByRole('textbox', { name: 'New note' }).fill('Water the plants');
     await section.getByRole('button', { name: 'Add note' }).click();
     await page.getByRole('status').filter({ hasText: 'Added note “Water the plants”' }).waitFor();
     // The notes API's next answer is a 503; the to-dos still load.
-    const scripted = await notesApi('/_api/answers', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        status: 503,
-        headers: { 'Content-Type': 'application/problem+json', 'Retry-After': '3' },
-        body: JSON.stringify({ title: 'Service Unavailable', status: 503, detail: 'Busy.' }),
-      }),
-    });
-    expect(scripted.status).toBe(204);
+    await scriptNotesProblem(
+      { title: 'Service Unavailable', status: 503, detail: 'Busy.' },
+      { 'Retry-After': '3' },
+    );
     await page.reload();
     await section.getByText('Your notes could not be loaded.', { exact: true }).waitFor();
     await page
@@ -197,24 +215,9 @@ describe.skipIf(skipBrowserTests)('the notes section in Chromium, on npm run dev
   it('an add with no clear answer reloads the notes and says it was not saved, keeping the text', async () => {
     const page = await newPage();
     const problems = watchForBreakage(page, [/status of 502/]);
-    const firstLoad = page.waitForResponse(
-      (response) =>
-        new URL(response.url()).pathname === '/api/notes/notes' &&
-        response.request().method() === 'GET',
-    );
-    await signIn(page, devStack.appOrigin, ALICE);
-    expect((await firstLoad).status()).toBe(200);
+    await signInWithNotesLoaded(page);
     // The notes API's next answer (the add) is a 502 without saving anything.
-    const scripted = await notesApi('/_api/answers', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        status: 502,
-        headers: { 'Content-Type': 'application/problem+json' },
-        body: JSON.stringify({ title: 'Bad Gateway', status: 502, detail: 'Lost.' }),
-      }),
-    });
-    expect(scripted.status).toBe(204);
+    await scriptNotesProblem({ title: 'Bad Gateway', status: 502, detail: 'Lost.' });
     const section = page.getByRole('region', { name: 'Your notes' });
     const box = section.getByRole('textbox', { name: 'New note' });
     await box.fill('Renew the passport');

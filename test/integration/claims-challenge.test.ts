@@ -1,17 +1,12 @@
-import { randomBytes } from 'node:crypto';
-import { dirname } from 'node:path';
 import fc from 'fast-check';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAppProcess, type AppProcess } from '../../dev/app-process.mts';
-import { startAzurite, type Azurite } from '../../dev/azurite.mts';
-import { appSettings, DEV_IDENTITIES, webAppClient } from '../../dev/dev-settings.mts';
-import { startEntraEmulator, type EntraEmulator } from '../../dev/entra-emulator/emulator.mts';
-import { startNotesApi, type NotesApi } from '../../dev/notes-api/notes-api.mts';
-import { findFreePort } from '../../dev/ports.mts';
-import { startTodoListApi, type TodoListApi } from '../../dev/todolist-api/todolist-api.mts';
+import { notesApiRegistration } from '../../dev/dev-settings.mts';
+import type { EntraEmulator } from '../../dev/entra-emulator/emulator.mts';
+import type { NotesApi } from '../../dev/notes-api/notes-api.mts';
+import type { TodoListApi } from '../../dev/todolist-api/todolist-api.mts';
 import { signInThroughApp } from '../support/app-session.ts';
-import { testStack } from '../support/stack.ts';
+import { startTwoApiStack, type TwoApiStack } from '../support/two-api-stack.ts';
 import { UserAgent } from '../support/user-agent.ts';
 import { propertyParameters } from '../security/support/arbitraries.ts';
 
@@ -21,11 +16,9 @@ import { propertyParameters } from '../security/support/arbitraries.ts';
 // with the claims, else answers 401 with a loginUrl carrying them; that sign-in passes them to the
 // emulator, whose tokens then carry `acrs`. The stack is this file's own: the emulator, Azurite,
 // the local host running the built app, the ToDoList API as `todos` and the notes API as `notes`.
-const stack = testStack();
 const SESSION_COOKIE = '__Host-bff-session';
 const SIGN_IN_PREFIX = '__Host-bff-signin-';
-const NOTES_CLIENT_ID = 'c1a1c1a1-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
-const NOTES_APP_ID_URI = `api://${NOTES_CLIENT_ID}`;
+const NOTES_CLIENT_ID = notesApiRegistration().clientId;
 const C1 = '{"access_token":{"acrs":{"essential":true,"value":"c1"}}}';
 
 const stepUpUser = {
@@ -50,66 +43,21 @@ const todoStepUpUser = {
   preferred_username: 'tara@claims.example',
 };
 
+let twoApis: TwoApiStack;
 let emulator: EntraEmulator;
 let todos: TodoListApi;
 let notes: NotesApi;
-let azurite: Azurite;
-let app: AppProcess;
 let origin: string;
 
 beforeAll(async () => {
-  const appPort = await findFreePort();
-  origin = `http://localhost:${appPort}`;
-  const clientSecret = randomBytes(24).toString('base64url');
-  emulator = await startEntraEmulator({
-    certDir: dirname(stack.emulator.caCertPath),
-    clients: [webAppClient(origin, clientSecret)],
-    api: { clientId: DEV_IDENTITIES.apiClientId },
-    otherApis: [
-      {
-        clientId: NOTES_CLIENT_ID,
-        appIdUri: NOTES_APP_ID_URI,
-        scopes: ['Notes.Read', 'Notes.Write'],
-      },
-    ],
+  twoApis = await startTwoApiStack({
     users: [stepUpUser, refusedUser, todoUser, todoStepUpUser],
   });
-  const verifier = {
-    issuer: emulator.issuer,
-    jwksUri: emulator.jwksUri,
-    audience: DEV_IDENTITIES.apiClientId,
-    caCertPem: emulator.caCertPem,
-  };
-  todos = await startTodoListApi(verifier);
-  notes = await startNotesApi({ ...verifier, audience: NOTES_CLIENT_ID });
-  azurite = await startAzurite();
-  app = await startAppProcess({
-    port: appPort,
-    env: {
-      ...appSettings({
-        appOrigin: origin,
-        authority: emulator.authority,
-        clientSecret,
-        todoListEndpoint: todos.endpoint,
-        tokenCacheStorage: azurite.connectionString,
-        sessionKeys: randomBytes(32).toString('base64'),
-        tokenCacheKeys: randomBytes(32).toString('base64'),
-      }),
-      DOWNSTREAM_APIS: 'todos,notes',
-      DOWNSTREAM_API_NOTES_URL: notes.endpoint,
-      DOWNSTREAM_API_NOTES_READ_SCOPES: `${NOTES_APP_ID_URI}/Notes.Read`,
-      DOWNSTREAM_API_NOTES_WRITE_SCOPES: `${NOTES_APP_ID_URI}/Notes.Write`,
-      NODE_EXTRA_CA_CERTS: stack.emulator.caCertPath,
-    },
-  });
+  ({ emulator, todos, notes, origin } = twoApis);
 });
 
 afterAll(async () => {
-  await app?.stop();
-  await azurite?.stop();
-  await notes?.close();
-  await todos?.close();
-  await emulator?.close();
+  await twoApis?.stop();
 });
 
 interface Answer {

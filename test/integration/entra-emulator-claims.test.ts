@@ -7,11 +7,10 @@ import {
 import { decodeJwt } from 'jose';
 import { randomUUID } from 'node:crypto';
 import { dirname } from 'node:path';
-import type { IncomingHttpHeaders } from 'node:http';
-import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEntraEmulator, type EntraEmulator } from '../../dev/entra-emulator/emulator.mts';
 import { createMsalNetworkClient } from '../../dev/entra-emulator/msal-network-client.mts';
+import { EmulatorBrowser, sendTrusting, type HttpsAnswer } from '../support/emulator-browser.ts';
 import { testStack } from '../support/stack.ts';
 
 // The emulator's `claims` request parameter against real msal-node 7 with the `cp1` capability:
@@ -32,69 +31,9 @@ const user = { oid: 'c1a1c1a1-2b1d-4e8a-9f47-1a2b3c4d5e01', name: 'Cora Claims' 
 
 let emulator: EntraEmulator;
 
-interface HttpResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-function send(
-  url: string,
-  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
-): Promise<HttpResponse> {
-  return new Promise((resolve, reject) => {
-    const outgoing = request(
-      url,
-      { method: init.method ?? 'GET', headers: init.headers, ca: emulator.caCertPem },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () =>
-          resolve({
-            status: response.statusCode ?? 0,
-            headers: response.headers,
-            body: Buffer.concat(chunks).toString('utf8'),
-          }),
-        );
-      },
-    );
-    outgoing.on('error', reject);
-    outgoing.end(init.body);
-  });
-}
-
-/** Keeps the emulator's cookies and follows its redirects until a page or the redirect URI. */
-class Browser {
-  readonly #cookies = new Map<string, string>();
-
-  async follow(
-    url: string,
-    form?: Record<string, string>,
-  ): Promise<{ url: string; page: HttpResponse }> {
-    let current = url;
-    let body = form && new URLSearchParams(form).toString();
-    for (;;) {
-      const response = await send(current, {
-        method: body === undefined ? 'GET' : 'POST',
-        headers: {
-          cookie: [...this.#cookies].map(([name, value]) => `${name}=${value}`).join('; '),
-          ...(body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' }),
-        },
-        ...(body === undefined ? {} : { body }),
-      });
-      body = undefined;
-      for (const cookie of response.headers['set-cookie'] ?? []) {
-        const [pair = ''] = cookie.split(';');
-        const name = pair.slice(0, pair.indexOf('=')).trim();
-        const value = pair.slice(pair.indexOf('=') + 1);
-        if (value === '' || /expires=Thu, 01 Jan 1970/i.test(cookie)) this.#cookies.delete(name);
-        else this.#cookies.set(name, value);
-      }
-      if (response.status < 300 || response.status >= 400) return { url: current, page: response };
-      current = new URL(response.headers.location ?? '', current).href;
-      if (!current.startsWith(emulator.origin)) return { url: current, page: response };
-    }
-  }
+/** An HTTPS request that trusts the emulator's CA. */
+function send(url: string, init?: Parameters<typeof sendTrusting>[2]): Promise<HttpsAnswer> {
+  return sendTrusting(emulator.caCertPem, url, init);
 }
 
 function newClient(): ConfidentialClientApplication {
@@ -113,7 +52,7 @@ function newClient(): ConfidentialClientApplication {
 /** One authorization-code sign-in as the app runs it; `claims` on both requests when given. */
 async function signIn(
   client: ConfidentialClientApplication,
-  browser: Browser,
+  browser: EmulatorBrowser,
   options: { claims?: string; loginHint?: string },
 ) {
   const pkce = await new CryptoProvider().generatePkceCodes();
@@ -163,7 +102,7 @@ afterAll(async () => {
 
 describe('Entra emulator: the claims request parameter', () => {
   it('puts xms_cc from the cp1 capability into access tokens (msal-common RequestParameterBuilder buildMergedClaims; optional claims reference "xms_cc")', async () => {
-    const { result, authorizeUrl } = await signIn(newClient(), new Browser(), {
+    const { result, authorizeUrl } = await signIn(newClient(), new EmulatorBrowser(emulator), {
       loginHint: user.oid,
     });
     // msal-common sends the merged claims on the authorize request too.
@@ -178,7 +117,7 @@ describe('Entra emulator: the claims request parameter', () => {
 
   it('a refresh asking for an auth context the sign-in did not satisfy is invalid_grant AADSTS50076 basic_action with claims; a step-up sign-in satisfies it (claims-challenge, CA auth context guide)', async () => {
     const client = newClient();
-    const browser = new Browser();
+    const browser = new EmulatorBrowser(emulator);
     const first = await signIn(client, browser, { loginHint: user.oid });
 
     const refused = await client

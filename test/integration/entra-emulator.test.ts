@@ -8,7 +8,6 @@ import {
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
 import { randomUUID } from 'node:crypto';
 import { dirname } from 'node:path';
-import type { IncomingHttpHeaders } from 'node:http';
 import { request } from 'node:https';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -22,6 +21,7 @@ import {
   displayName,
   type UserProfile,
 } from '../../dev/entra-emulator/users.mts';
+import { EmulatorBrowser, sendTrusting, type HttpsAnswer } from '../support/emulator-browser.ts';
 import { testStack } from '../support/stack.ts';
 
 const webApp = {
@@ -58,76 +58,9 @@ let emulator: EntraEmulator;
 let alice: EmulatorUser;
 let bob: EmulatorUser;
 
-interface HttpResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
 /** An HTTPS request that trusts the emulator's CA. */
-function send(
-  url: string,
-  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
-): Promise<HttpResponse> {
-  return new Promise((resolve, reject) => {
-    const outgoing = request(
-      url,
-      { method: init.method ?? 'GET', headers: init.headers, ca: emulator.caCertPem },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () =>
-          resolve({
-            status: response.statusCode ?? 0,
-            headers: response.headers,
-            body: Buffer.concat(chunks).toString('utf8'),
-          }),
-        );
-      },
-    );
-    outgoing.on('error', reject);
-    outgoing.end(init.body);
-  });
-}
-
-/** A user agent without a user: keeps cookies and follows the emulator's redirects. */
-class Browser {
-  readonly #cookies = new Map<string, string>();
-
-  async send(url: string, form?: Record<string, string>): Promise<HttpResponse> {
-    const headers: Record<string, string> = {
-      cookie: [...this.#cookies].map(([name, value]) => `${name}=${value}`).join('; '),
-    };
-    if (form) headers['content-type'] = 'application/x-www-form-urlencoded';
-    const response = await send(url, {
-      method: form ? 'POST' : 'GET',
-      headers,
-      body: form && new URLSearchParams(form).toString(),
-    });
-    for (const cookie of response.headers['set-cookie'] ?? []) {
-      const [pair = ''] = cookie.split(';');
-      const name = pair.slice(0, pair.indexOf('=')).trim();
-      const value = pair.slice(pair.indexOf('=') + 1);
-      if (value === '' || /expires=Thu, 01 Jan 1970/i.test(cookie)) this.#cookies.delete(name);
-      else this.#cookies.set(name, value);
-    }
-    return response;
-  }
-
-  /** Follows redirects until a page is shown or the emulator sends the browser elsewhere. */
-  async follow(
-    url: string,
-    form?: Record<string, string>,
-  ): Promise<{ url: string; page: HttpResponse }> {
-    let current = url;
-    let response = await this.send(url, form);
-    while (response.status >= 300 && response.status < 400) {
-      current = new URL(response.headers.location ?? '', current).href;
-      if (!current.startsWith(emulator.origin)) break;
-      response = await this.send(current);
-    }
-    return { url: current, page: response };
-  }
+function send(url: string, init?: Parameters<typeof sendTrusting>[2]): Promise<HttpsAnswer> {
+  return sendTrusting(emulator.caCertPem, url, init);
 }
 
 function newClient(clientSecret = webApp.clientSecret): ConfidentialClientApplication {
@@ -146,7 +79,7 @@ interface AuthorizationRequest {
   user?: EmulatorUser;
   scopes: string[];
   client?: ConfidentialClientApplication;
-  browser?: Browser;
+  browser?: EmulatorBrowser;
   prompt?: string;
 }
 
@@ -155,7 +88,7 @@ async function authorize({
   user,
   scopes,
   client = newClient(),
-  browser = new Browser(),
+  browser = new EmulatorBrowser(emulator),
   prompt,
 }: AuthorizationRequest) {
   const pkce = await new CryptoProvider().generatePkceCodes();
@@ -242,7 +175,7 @@ function refreshTokenOf(client: ConfidentialClientApplication): string | undefin
 }
 
 /** Entra's error body: https://learn.microsoft.com/entra/identity-platform/reference-error-codes */
-function expectEntraErrorBody(response: HttpResponse, code: number, error: string): void {
+function expectEntraErrorBody(response: HttpsAnswer, code: number, error: string): void {
   expect(response.headers['content-type']).toMatch(/^application\/json/);
   const body = JSON.parse(response.body) as Record<string, unknown>;
   expect(body).toMatchObject({

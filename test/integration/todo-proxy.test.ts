@@ -1,12 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import http, { type IncomingHttpHeaders } from 'node:http';
-import { dirname } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startAppProcess, type AppProcess } from '../../dev/app-process.mts';
 import { startAzurite, type Azurite } from '../../dev/azurite.mts';
-import { appSettings, DEV_IDENTITIES, webAppClient } from '../../dev/dev-settings.mts';
-import { startEntraEmulator, type EntraEmulator } from '../../dev/entra-emulator/emulator.mts';
-import { findFreePort } from '../../dev/ports.mts';
+import { DEV_IDENTITIES } from '../../dev/dev-settings.mts';
+import type { EntraEmulator } from '../../dev/entra-emulator/emulator.mts';
 import {
   startTodoListApi,
   type LoggedRequest,
@@ -14,10 +11,12 @@ import {
 } from '../../dev/todolist-api/todolist-api.mts';
 import { signInThroughApp } from '../support/app-session.ts';
 import { testStack } from '../support/stack.ts';
+import { startTwoApiStack, type TwoApiStack } from '../support/two-api-stack.ts';
 import { UserAgent } from '../support/user-agent.ts';
 
-// The proxy runs in a stack of this file's own (emulator, API, Azurite and app process, as the
-// global setup wires them), so its faults, request log and counters see no other file's traffic.
+// The proxy runs in a stack of this file's own (emulator, both sample APIs, Azurite and app
+// process, as the global setup wires them), so its faults, request log and counters see no other
+// file's traffic.
 const stack = testStack();
 const SESSION_COOKIE = '__Host-bff-session';
 const TIMEOUT_MS = 1500;
@@ -34,52 +33,31 @@ const [tess, uma, vic, wes, xia, yan, zed] = ['tess', 'uma', 'vic', 'wes', 'xia'
 ) as [User, User, User, User, User, User, User];
 const users = [tess, uma, vic, wes, xia, yan, zed];
 
+let twoApis: TwoApiStack;
 let emulator: EntraEmulator;
 let api: TodoListApi;
-let apiPort: number;
 let azurite: Azurite;
-let app: AppProcess;
 let origin: string;
 
 beforeAll(async () => {
-  const appPort = await findFreePort();
-  origin = `http://localhost:${appPort}`;
-  const clientSecret = randomBytes(24).toString('base64url');
-  emulator = await startEntraEmulator({
-    certDir: dirname(stack.emulator.caCertPath),
-    clients: [webAppClient(origin, clientSecret)],
-    api: { clientId: DEV_IDENTITIES.apiClientId },
+  twoApis = await startTwoApiStack({
     users,
-  });
-  apiPort = await findFreePort();
-  api = await startApi();
-  azurite = await startAzurite();
-  app = await startAppProcess({
-    port: appPort,
     env: {
-      ...appSettings({
-        appOrigin: origin,
-        authority: emulator.authority,
-        clientSecret,
-        todoListEndpoint: api.endpoint,
-        tokenCacheStorage: azurite.connectionString,
-        sessionKeys: randomBytes(32).toString('base64'),
-        tokenCacheKeys: randomBytes(32).toString('base64'),
-      }),
       TODOLIST_TIMEOUT_MS: String(TIMEOUT_MS),
       // Each request here must meet the table as it is now (a store stopped mid-file, rows gone):
       // no session from memory. The recheck window has its own tests (session-recheck.test.ts).
       SESSION_RECHECK_SECONDS: '0',
-      NODE_EXTRA_CA_CERTS: stack.emulator.caCertPath,
     },
   });
+  ({ emulator, azurite, origin } = twoApis);
+  api = twoApis.todos;
 });
 
 afterAll(async () => {
-  await app?.stop();
+  await twoApis?.stop();
+  // A test may have restarted these; stopping one twice is harmless.
   await azurite?.stop();
   await api?.close();
-  await emulator?.close();
 });
 
 beforeEach(() => {
@@ -87,13 +65,14 @@ beforeEach(() => {
   emulator.clearFaults();
 });
 
-function startApi(): Promise<TodoListApi> {
+/** The ToDoList API again, at the address the app was configured with. */
+function restartApi(): Promise<TodoListApi> {
   return startTodoListApi({
     issuer: emulator.issuer,
     jwksUri: emulator.jwksUri,
     audience: DEV_IDENTITIES.apiClientId,
     caCertPem: emulator.caCertPem,
-    port: apiPort,
+    port: Number(new URL(twoApis.todos.origin).port),
   });
 }
 
@@ -602,7 +581,7 @@ describe('the to-do proxy', () => {
         expectProblem(answer, 502);
         expect(answer.json.detail).toBe('The to-do list API could not be reached.');
       } finally {
-        api = await startApi();
+        api = await restartApi();
       }
       expect((await writer.call('GET', '/api/todos')).status).toBe(200);
     });

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { Cookie, InvocationContext } from '@azure/functions';
 import { describe, expect, it } from 'vitest';
 import {
@@ -8,13 +7,9 @@ import {
   claimsSignInParameter,
   MAX_CLAIMS_REQUEST_BYTES,
 } from '../../src/lib/auth/claims-request.ts';
-import type { Session, SessionStore } from '../../src/lib/auth/session-store.ts';
+import type { Session } from '../../src/lib/auth/session-store.ts';
 import { UserInteractionRequiredError } from '../../src/lib/errors.ts';
-import {
-  SIGN_IN_COOKIES_BUDGET,
-  SignInFlow,
-  SignInTooLargeError,
-} from '../../src/lib/auth/sign-in-flow.ts';
+import { SIGN_IN_COOKIES_BUDGET, SignInTooLargeError } from '../../src/lib/auth/sign-in-flow.ts';
 import {
   CLAIMS_SIGN_IN_LOOP_WINDOW_MS,
   ClaimsChallengeError,
@@ -22,8 +17,7 @@ import {
   claimsSignInResponse,
 } from '../../src/lib/proxy/claims-challenge.ts';
 import { signInNeededResponse } from '../../src/lib/proxy/sign-in-needed.ts';
-import { KeyRing } from '../../src/lib/tokens/key-ring.ts';
-import type { TokenService } from '../../src/lib/tokens/token-service.ts';
+import { signInFlowWithFakes } from '../support/sign-in-flow-fakes.ts';
 
 // Microsoft's examples (https://learn.microsoft.com/entra/identity-platform/claims-challenge):
 // base64 with padding of {"access_token":{"acrs":{"essential":true,"value":"cp1"}}}, and of c1.
@@ -140,32 +134,7 @@ describe('a claims challenge that needs the user', () => {
 
 describe('SignInFlow with claims', () => {
   function flow() {
-    const asked: Record<string, unknown>[] = [];
-    const redeemed: Record<string, unknown>[] = [];
-    const created: unknown[] = [];
-    const tokenService = {
-      authCodeUrl: (request: Record<string, unknown>) => {
-        asked.push(request);
-        return Promise.resolve('https://idp.example/authorize');
-      },
-      redeemCode: (request: Record<string, unknown>) => {
-        redeemed.push(request);
-        return Promise.resolve({ homeAccountId: 'oid.tid', username: 'ada@contoso.example' });
-      },
-    } as unknown as TokenService;
-    const sessions = {
-      delete: () => Promise.resolve(),
-      create: (_user: unknown, options: unknown) => {
-        created.push(options);
-        return Promise.resolve({ cookieValue: 'session', maxAgeSeconds: 60 });
-      },
-    } as unknown as SessionStore;
-    const signIn = new SignInFlow(
-      { redirectUri: 'http://localhost:7071/auth/redirect', scopes: ['api://x/ToDoList.Read'] },
-      tokenService,
-      sessions,
-      new KeyRing([randomBytes(32)]),
-    );
+    const { flow: signIn, asked, redeemed, created } = signInFlowWithFakes();
     return { signIn, asked, redeemed, created };
   }
 

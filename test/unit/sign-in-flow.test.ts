@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Cookie } from '@azure/functions';
 import { describe, expect, it } from 'vitest';
 import {
@@ -7,47 +7,19 @@ import {
   IdpUnavailableError,
   SignInRequiredError,
 } from '../../src/lib/errors.ts';
-import { KeyRing } from '../../src/lib/tokens/key-ring.ts';
-import type { SessionStore } from '../../src/lib/auth/session-store.ts';
 import {
   MAX_PENDING_SIGN_INS,
   SIGN_IN_COOKIES_BUDGET,
   SignInFailedError,
-  SignInFlow,
 } from '../../src/lib/auth/sign-in-flow.ts';
-import type { TokenService } from '../../src/lib/tokens/token-service.ts';
+import { SIGN_IN_SETTINGS, signInFlowWithFakes } from '../support/sign-in-flow-fakes.ts';
 
-const settings = {
-  redirectUri: 'http://localhost:7071/auth/redirect',
-  scopes: ['api://x/ToDoList.Read'],
-};
-
+/** A SignInFlow whose clock is `clock.now`, over fakes that record what they were asked. */
 function flowAt(clock: { now: number }, redemptionFailure?: Error) {
-  const asked: Record<string, unknown>[] = [];
-  const redeemed: Record<string, unknown>[] = [];
-  const tokenService = {
-    authCodeUrl: (request: Record<string, unknown>) => {
-      asked.push(request);
-      return Promise.resolve('https://idp.example/authorize');
-    },
-    redeemCode: (request: Record<string, unknown>) => {
-      redeemed.push(request);
-      return redemptionFailure === undefined
-        ? Promise.resolve({ homeAccountId: 'oid.tid', username: 'ada@contoso.example' })
-        : Promise.reject(redemptionFailure);
-    },
-  } as unknown as TokenService;
-  const sessions = {
-    delete: () => Promise.resolve(),
-    create: () => Promise.resolve({ cookieValue: 'session', maxAgeSeconds: 60 }),
-  } as unknown as SessionStore;
-  const flow = new SignInFlow(
-    settings,
-    tokenService,
-    sessions,
-    new KeyRing([randomBytes(32)]),
-    () => clock.now,
-  );
+  const { flow, asked, redeemed } = signInFlowWithFakes({
+    now: () => clock.now,
+    redemptionFailure,
+  });
   return { flow, asked, redeemed };
 }
 
@@ -92,8 +64,8 @@ describe('SignInFlow', () => {
     await flow.start('/');
     await flow.start('/todos');
     expect(asked.map((request) => request.scopes)).toEqual([
-      ['openid', 'profile', 'offline_access', ...settings.scopes],
-      ['openid', 'profile', 'offline_access', ...settings.scopes],
+      ['openid', 'profile', 'offline_access', ...SIGN_IN_SETTINGS.scopes],
+      ['openid', 'profile', 'offline_access', ...SIGN_IN_SETTINGS.scopes],
     ]);
   });
 
