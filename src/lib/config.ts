@@ -44,7 +44,7 @@ export type DownstreamApiSettingName =
 type AnySettingName = SettingName | DownstreamApiSettingName;
 
 /** `orders-v2` → `DOWNSTREAM_API_ORDERS_V2_`: settings names cannot hold `-`. */
-export function apiSettingPrefix(name: string): string {
+function apiSettingPrefix(name: string): string {
   return `DOWNSTREAM_API_${name.toUpperCase().replaceAll('-', '_')}_`;
 }
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -114,7 +114,7 @@ export interface AppConfig {
   readonly telemetry?: TelemetrySettings;
 }
 
-export const DEFAULT_TOKEN_CACHE_TABLE = 'tokencache';
+const DEFAULT_TOKEN_CACHE_TABLE = 'tokencache';
 
 /** Thrown when settings are missing or malformed; `problems` has one line per bad setting. */
 export class ConfigError extends Error {

@@ -10,7 +10,7 @@ import { emitEvent } from '../telemetry/telemetry-events';
  * Seconds a client should wait after a transient failure of the IdP or the token store, when the
  * IdP gave no `Retry-After` of its own.
  */
-export const RETRY_AFTER_SECONDS = 5;
+const RETRY_AFTER_SECONDS = 5;
 
 export interface DependencyFailure {
   readonly status: 502 | 503 | 504;

@@ -27,7 +27,7 @@ interface OpenIdConfiguration {
  * `https://<sub>.ciamlogin.com/` names its tenant by the host; MSAL adds `<sub>.onmicrosoft.com/`
  * before discovery, and so must we to fetch the same document.
  */
-export function canonicalAuthority(authority: string): string {
+function canonicalAuthority(authority: string): string {
   const url = new URL(authority);
   const ciam = /^([a-z0-9-]+)\.ciamlogin\.com$/i.exec(url.hostname);
   if (ciam !== null && url.pathname === '/') return `${url.origin}/${ciam[1]}.onmicrosoft.com/`;

@@ -10,7 +10,7 @@ import { problemResponse, SECURITY_HEADERS } from '../http/problem-response';
  * tsc, `dist/bundle/` for `func start`, the local host and a deployed package), and all find the same
  * folder without a copy step.
  */
-export const WEB_ROOT = path.join(appRootAbove(__dirname), 'src', 'web');
+const WEB_ROOT = path.join(appRootAbove(__dirname), 'src', 'web');
 
 function appRootAbove(start: string): string {
   for (let dir = start; ; dir = path.dirname(dir)) {
@@ -47,7 +47,7 @@ interface WebFile {
  * checks `form-action` on the redirect that follows a form post, and sign-out's 303 goes to the
  * IdP's end-session endpoint on the authority's host.
  */
-export function pageContentSecurityPolicy(authority: string): string {
+function pageContentSecurityPolicy(authority: string): string {
   return [
     "default-src 'none'",
     "script-src 'self'",
