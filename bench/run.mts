@@ -714,6 +714,7 @@ function report(results: Results, budgets: BudgetResult[]): string {
           ],
         ],
       ),
+      `   ratio from the fastest of ${coldStart.imports.runs} runs of each: main ${Math.round(Math.min(...coldStart.imports.importNodeMs))} ms, unbundled ${Math.round(Math.min(...coldStart.imports.unbundledNodeMs))} ms, bare ${Math.round(Math.min(...coldStart.imports.bareNodeMs))} ms (the median of the per-triple ratios: ${ratio(coldStart.imports.toUnbundledMedianOfTriples)})`,
       `   unbundled, import time by module (inclusive, first load, ms; ${Math.round(coldStart.breakdown.totalMs)} in all, app code ${Math.round(coldStart.breakdown.appCodeMs)}): ${top}`,
     );
   }
