@@ -364,6 +364,7 @@ describe('/api/<name> with two APIs: hostile calls', () => {
   it('paths, headers and bodies: only allow-listed parts reach only the named API, with its own token', async () => {
     let reachedNotes = 0;
     let reachedTodos = 0;
+    let closedWhileSending = 0;
     await fc.assert(
       fc.asyncProperty(calls(), async (call) => {
         notes.reset();
@@ -381,14 +382,24 @@ describe('/api/<name> with two APIs: hostile calls', () => {
           path: `${call.target.path}${call.query}`,
           headers,
           ...(call.body === undefined ? {} : { body: call.body, chunked: call.chunked }),
+        }).catch((error: NodeJS.ErrnoException) => {
+          // A server may answer before it has read a body it does not want (the local host does
+          // not read a chunked body, as the Functions host passes none to the worker; Node's
+          // server refuses an oversized head) and close the connection: a client still sending
+          // meets EPIPE or a reset and loses the answer. What reached the APIs is checked all
+          // the same.
+          const closed = error.code === 'EPIPE' || error.code === 'ECONNRESET';
+          if (!closed || call.body === undefined) throw error;
+          closedWhileSending += 1;
+          return undefined;
         });
-        tally('hostile calls', answer.status);
+        tally('hostile calls', answer?.status ?? 0);
         const atNotes = notes.requests();
         const atTodos = todos.requests();
         reachedNotes += atNotes.length;
         reachedTodos += atTodos.length;
         const name = call.target.name.toLowerCase();
-        const problems = answerProblems(answer, name);
+        const problems = answer === undefined ? [] : answerProblems(answer, name);
         // Only the named API, and only when the call got past every check; a refused call (4xx of
         // the app's own) reaches nothing.
         if (name !== 'notes' && atNotes.length > 0) problems.push(`${name} reached notes`);
@@ -407,20 +418,25 @@ describe('/api/<name> with two APIs: hostile calls', () => {
         }
         // An answer of the app's own is never a 5xx (an API's own status can be one), but a 503
         // with Retry-After: the token store may be slow to answer on a loaded machine.
-        const storeBusy = answer.status === 503 && answer.headers['retry-after'] !== undefined;
-        if (atNotes.length + atTodos.length === 0 && answer.status >= 500 && !storeBusy) {
-          problems.push(`the app answered ${answer.status}`);
+        const status = answer?.status ?? 0;
+        const storeBusy = status === 503 && answer?.headers['retry-after'] !== undefined;
+        if (atNotes.length + atTodos.length === 0 && status >= 500 && !storeBusy) {
+          problems.push(`the app answered ${status}`);
         }
-        if (answer.json?.detail === 'Something went wrong in the app.') problems.push('a 500');
+        if (answer?.json?.detail === 'Something went wrong in the app.') problems.push('a 500');
         if (canaryHits > 0) problems.push('the canary was reached');
         expect(
           problems,
-          `${answer.status} for ${JSON.stringify({ ...call, body: undefined }).slice(0, 600)}\n${answer.text.slice(0, 300)}`,
+          `${status} for ${JSON.stringify({ ...call, body: undefined }).slice(0, 600)}\n${answer?.text.slice(0, 300) ?? 'closed while sending'}`,
         ).toEqual([]);
       }),
       propertyParameters(400),
     );
-    console.log(`api proxy, hostile calls: ${reachedNotes} reached notes, ${reachedTodos} todos`);
+    console.log(
+      `api proxy, hostile calls: ${reachedNotes} reached notes, ${reachedTodos} todos, ${closedWhileSending} closed while sending`,
+    );
+    // A closed connection is the exception, not a way for the property to pass unchecked.
+    expect(closedWhileSending).toBeLessThan(20);
     // The property reached both APIs, not only the refusals.
     expect(reachedNotes).toBeGreaterThan(20);
     expect(reachedTodos).toBeGreaterThan(5);
