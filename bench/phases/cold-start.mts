@@ -3,7 +3,7 @@
 // `node -e 1` and against tsc's unbundled output, alternating in the same run, with a breakdown of
 // what the unbundled imports spend time on.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { findFreePort } from '../../dev/ports.mts';
 import { HttpClient } from '../http.mts';
@@ -64,7 +64,17 @@ function requireGlob(glob: string): string {
 const MAIN = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { main: string })
   .main;
 const REQUIRE_MAIN = requireGlob(MAIN);
-const REQUIRE_UNBUNDLED = requireGlob('dist/functions/*.js');
+// tsc's output for the function files src/functions holds (as scripts/bundle.mts bundles them):
+// tsc never deletes output, so a function file removed from src/ may still lie in dist/functions.
+const REQUIRE_UNBUNDLED = `{
+  const path = require('node:path');
+  for (const file of ${JSON.stringify(
+    readdirSync(path.join(ROOT, 'src', 'functions'))
+      .filter((file) => file.endsWith('.ts'))
+      .map((file) => `dist/functions/${file.replace(/\.ts$/, '.js')}`)
+      .sort(),
+  )}) require(path.resolve(file));
+}`;
 
 const BREAKDOWN = `
 const Module = require('node:module'), path = require('node:path');
