@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import http, { type IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DEV_IDENTITIES, NOTES_API_SCOPES } from '../../dev/dev-settings.mts';
 import type { EntraEmulator } from '../../dev/entra-emulator/emulator.mts';
@@ -8,6 +7,7 @@ import type { TodoListApi } from '../../dev/todolist-api/todolist-api.mts';
 import { signInThroughApp } from '../support/app-session.ts';
 import { startTwoApiStack, type TwoApiStack } from '../support/two-api-stack.ts';
 import { UserAgent } from '../support/user-agent.ts';
+import { requestAsWritten, type Answer } from '../security/support/http.ts';
 
 // The general proxy `/api/<name>` (DESIGN.md "Downstream APIs") on the real stack: the emulator,
 // Azurite, the local host running the built app, the ToDoList API as `todos` and the notes API as
@@ -42,63 +42,9 @@ beforeEach(() => {
   notes.reset();
 });
 
-interface Answer {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: Buffer;
-  readonly text: string;
-  readonly json: Record<string, unknown>;
-}
-
 /** One request exactly as written: the path is not normalized and any header may be sent. */
-function send(
-  path: string,
-  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
-): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const url = new URL(origin);
-    const request = http.request(
-      {
-        host: '127.0.0.1',
-        port: url.port,
-        method: options.method ?? 'GET',
-        path,
-        headers: {
-          host: url.host,
-          // Node sends a DELETE body with neither length nor chunking unless told.
-          ...(options.body === undefined || options.headers?.['transfer-encoding'] !== undefined
-            ? {}
-            : { 'content-length': String(Buffer.byteLength(options.body)) }),
-          ...options.headers,
-        },
-        agent: false,
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('error', reject);
-        response.on('end', () => {
-          const body = Buffer.concat(chunks);
-          const text = body.toString('utf8');
-          let json: Record<string, unknown> = {};
-          try {
-            json = JSON.parse(text) as Record<string, unknown>;
-          } catch {
-            // Not every answer is JSON.
-          }
-          resolve({
-            status: response.statusCode ?? 0,
-            headers: response.headers,
-            body,
-            text,
-            json,
-          });
-        });
-      },
-    );
-    request.on('error', reject);
-    request.end(options.body);
-  });
+function send(path: string, options?: Parameters<typeof requestAsWritten>[2]): Promise<Answer> {
+  return requestAsWritten(origin, path, options);
 }
 
 const agent = new UserAgent();

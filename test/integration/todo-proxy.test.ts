@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import http, { type IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startAzurite, type Azurite } from '../../dev/azurite.mts';
 import { DEV_IDENTITIES } from '../../dev/dev-settings.mts';
@@ -13,6 +12,7 @@ import { signInThroughApp } from '../support/app-session.ts';
 import { testStack } from '../support/stack.ts';
 import { startTwoApiStack, type TwoApiStack } from '../support/two-api-stack.ts';
 import { UserAgent } from '../support/user-agent.ts';
+import { requestAsWritten, type Answer } from '../security/support/http.ts';
 
 // The proxy runs in a stack of this file's own (emulator, both sample APIs, Azurite and app
 // process, as the global setup wires them), so its faults, request log and counters see no other
@@ -76,51 +76,9 @@ function restartApi(): Promise<TodoListApi> {
   });
 }
 
-interface Answer {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly text: string;
-  readonly json: Record<string, unknown>;
-}
-
-/**
- * One request exactly as written: the path is not normalized (fetch would turn `%2e%2e` into a
- * dot segment) and any header may be sent, hop-by-hop ones included.
- */
-function send(
-  path: string,
-  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
-): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const url = new URL(origin);
-    const request = http.request(
-      {
-        host: '127.0.0.1',
-        port: url.port,
-        method: options.method ?? 'GET',
-        path,
-        headers: { host: url.host, ...options.headers },
-        agent: false,
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('error', reject);
-        response.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: Record<string, unknown> = {};
-          try {
-            json = JSON.parse(text) as Record<string, unknown>;
-          } catch {
-            // Not every answer has a body.
-          }
-          resolve({ status: response.statusCode ?? 0, headers: response.headers, text, json });
-        });
-      },
-    );
-    request.on('error', reject);
-    request.end(options.body);
-  });
+/** One request exactly as written: the path is not normalized and any header may be sent. */
+function send(path: string, options?: Parameters<typeof requestAsWritten>[2]): Promise<Answer> {
+  return requestAsWritten(origin, path, options);
 }
 
 /** A signed-in user of the private app: its session cookie, and calls made as its page would. */

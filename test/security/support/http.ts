@@ -174,3 +174,23 @@ export function cookieRuleViolations(headers: IncomingHttpHeaders): string[] {
   }
   return problems;
 }
+
+/** An answer whose `json` is `{}` when the body is not JSON, for tests that read fields of it. */
+export type Answer = RawAnswer & { readonly json: Record<string, unknown> };
+
+/**
+ * `rawRequest` as a test writes a call: the body goes chunked when the headers say
+ * `Transfer-Encoding`, else with its Content-Length.
+ */
+export async function requestAsWritten(
+  origin: string,
+  path: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+): Promise<Answer> {
+  const answer = await rawRequest(origin, {
+    path,
+    ...options,
+    chunked: options.headers?.['transfer-encoding'] !== undefined,
+  });
+  return { ...answer, json: answer.json ?? {} };
+}
